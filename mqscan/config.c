@@ -1,0 +1,601 @@
+#include <config.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <confuse.h>
+#include <glib.h>
+
+#include "mqscan/config.h"
+#include "mqscan/error.h"
+#include "mqscan/fsutil.h"
+
+#ifndef MQ_LOCALSTATEDIR
+#define MQ_LOCALSTATEDIR "/var"
+#endif
+#ifndef MQ_RUNSTATEDIR
+#define MQ_RUNSTATEDIR "/run"
+#endif
+
+/* The whole option table. Defaults are what a Debian sendmail pair with a
+ * second queue directory needs; every option is documented in
+ * conf/mqscan.conf.in and mqscan.conf(5). */
+static cfg_opt_t config_opts[] = {
+    CFG_STR("incoming_queue_dir", "/var/spool/mqueue.in", CFGF_NONE),
+    CFG_STR("outgoing_queue_dir", "/var/spool/mqueue", CFGF_NONE),
+    CFG_STR("quarantine_dir", MQ_LOCALSTATEDIR "/spool/mqscan/quarantine", CFGF_NONE),
+    CFG_STR("hold_dir", MQ_LOCALSTATEDIR "/spool/mqscan/hold", CFGF_NONE),
+    CFG_STR("state_dir", MQ_LOCALSTATEDIR "/lib/mqscan", CFGF_NONE),
+    CFG_STR("scan_tmp_dir", MQ_RUNSTATEDIR "/mqscan/tmp", CFGF_NONE),
+    CFG_STR("pid_file", MQ_RUNSTATEDIR "/mqscan/mqscand.pid", CFGF_NONE),
+
+    CFG_STR("clamav_database_dir", "/var/lib/clamav", CFGF_NONE),
+    CFG_STR("clamav_max_scan_size", "128M", CFGF_NONE),
+    CFG_STR("clamav_max_file_size", "64M", CFGF_NONE),
+    CFG_INT("clamav_max_recursion", 16, CFGF_NONE),
+    CFG_INT("clamav_max_files", 10000, CFGF_NONE),
+    CFG_INT("clamav_max_scan_time", 120000, CFGF_NONE),
+
+    CFG_STR("max_message_size", "50M", CFGF_NONE),
+    CFG_INT("max_mime_depth", 20, CFGF_NONE),
+    CFG_INT("max_mime_parts", 1000, CFGF_NONE),
+
+    CFG_STR("postmaster", "postmaster", CFGF_NONE),
+    CFG_STR_LIST("local_domains", "{}", CFGF_NONE),
+    CFG_STR_LIST("internal_networks", "{127.0.0.0/8, ::1/128}", CFGF_NONE),
+    CFG_STR("hostname", "", CFGF_NONE),
+
+    CFG_INT("batch_max_messages", 30, CFGF_NONE),
+    CFG_STR("batch_max_bytes", "50M", CFGF_NONE),
+    CFG_FLOAT("batch_max_wait", 0.5, CFGF_NONE),
+    CFG_INT("workers", 2, CFGF_NONE),
+    CFG_INT("rescan_interval", 30, CFGF_NONE),
+    CFG_INT("retry_interval", 60, CFGF_NONE),
+
+    CFG_STR("on_scan_error", "defer", CFGF_NONE),
+    CFG_STR("log_level", "info", CFGF_NONE),
+    CFG_END()
+};
+
+/* Integer options and their allowed ranges. */
+static const struct config_int_range {
+    const char *name;
+    long min, max;
+} config_int_ranges[] = {
+    { "clamav_max_recursion", 1, 64 },
+    { "clamav_max_files", 1, 1000000 },
+    { "clamav_max_scan_time", 1000, 3600000 },
+    { "max_mime_depth", 1, 100 },
+    { "max_mime_parts", 1, 100000 },
+    { "batch_max_messages", 1, 10000 },
+    { "workers", 1, 64 },
+    { "rescan_interval", 1, 86400 },
+    { "retry_interval", 1, 86400 },
+};
+
+/* Size options: a number with an optional K, M or G suffix (powers of 1024). */
+static const struct config_size_range {
+    const char *name;
+    uint64_t min, max;
+} config_size_ranges[] = {
+    { "clamav_max_scan_size", 1024, (uint64_t)4 << 30 },
+    { "clamav_max_file_size", 1024, (uint64_t)4 << 30 },
+    { "max_message_size", 1024, (uint64_t)2 << 30 },
+    { "batch_max_bytes", 1024, (uint64_t)16 << 30 },
+};
+
+static const char *const config_dir_opts[] = {
+    "incoming_queue_dir", "outgoing_queue_dir", "quarantine_dir", "hold_dir",
+    "state_dir", "scan_tmp_dir", "clamav_database_dir",
+};
+
+static bool
+config_parse_size(const char *s, uint64_t *value_r)
+{
+    char digits[32];
+    size_t n = strlen(s);
+    unsigned shift = 0;
+    uint64_t v;
+
+    if (n == 0 || n >= sizeof(digits))
+        return false;
+    memcpy(digits, s, n + 1);
+    switch (g_ascii_toupper(digits[n - 1])) {
+    case 'K': shift = 10; break;
+    case 'M': shift = 20; break;
+    case 'G': shift = 30; break;
+    default: break;
+    }
+    if (shift != 0)
+        digits[n - 1] = '\0';
+    if (!mq_fs_parse_uint(digits, 0, UINT64_MAX >> shift, &v))
+        return false;
+    *value_r = v << shift;
+    return true;
+}
+
+static bool
+config_parse_network(const char *s, struct mq_config_network *net)
+{
+    char addr[INET6_ADDRSTRLEN + 1];
+    const char *slash = strchr(s, '/');
+    size_t alen = slash ? (size_t)(slash - s) : strlen(s);
+    uint64_t prefix;
+    unsigned bits;
+
+    if (alen == 0 || alen >= sizeof(addr))
+        return false;
+    memcpy(addr, s, alen);
+    addr[alen] = '\0';
+    memset(net, 0, sizeof(*net));
+    if (inet_pton(AF_INET, addr, net->addr) == 1) {
+        net->family = AF_INET;
+        bits = 32;
+    } else if (inet_pton(AF_INET6, addr, net->addr) == 1) {
+        net->family = AF_INET6;
+        bits = 128;
+    } else {
+        return false;
+    }
+    if (slash == NULL)
+        prefix = bits;
+    else if (!mq_fs_parse_uint(slash + 1, 0, bits, &prefix))
+        return false;
+    net->prefix = (unsigned)prefix;
+    for (unsigned i = net->prefix; i < bits; i++)
+        net->addr[i / 8] &= (uint8_t)~(0x80u >> (i % 8));
+    return true;
+}
+
+/* Validators run as each option is parsed, so cfg->line is its line. */
+static int
+config_validate_int(cfg_t *cfg, cfg_opt_t *opt)
+{
+    long v = cfg_opt_getnint(opt, cfg_opt_size(opt) - 1);
+    for (size_t i = 0; i < G_N_ELEMENTS(config_int_ranges); i++) {
+        const struct config_int_range *r = &config_int_ranges[i];
+        if (strcmp(r->name, cfg_opt_name(opt)) == 0 && (v < r->min || v > r->max)) {
+            cfg_error(cfg, "%s = %ld is out of range (%ld to %ld)", r->name, v, r->min, r->max);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int
+config_validate_size(cfg_t *cfg, cfg_opt_t *opt)
+{
+    const char *s = cfg_opt_getnstr(opt, cfg_opt_size(opt) - 1);
+    uint64_t v;
+    for (size_t i = 0; i < G_N_ELEMENTS(config_size_ranges); i++) {
+        const struct config_size_range *r = &config_size_ranges[i];
+        if (strcmp(r->name, cfg_opt_name(opt)) != 0)
+            continue;
+        if (s == NULL || !config_parse_size(s, &v)) {
+            cfg_error(cfg, "%s = \"%s\" is not a size (a number with an optional K, M or G)",
+                      r->name, s ? s : "");
+            return -1;
+        }
+        if (v < r->min || v > r->max) {
+            cfg_error(cfg, "%s = %s is out of range (%" G_GUINT64_FORMAT " to %" G_GUINT64_FORMAT " bytes)",
+                      r->name, s, r->min, r->max);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int
+config_validate_dir(cfg_t *cfg, cfg_opt_t *opt)
+{
+    const char *s = cfg_opt_getnstr(opt, cfg_opt_size(opt) - 1);
+    if (s == NULL || s[0] != '/' || strstr(s, "/../") != NULL || g_str_has_suffix(s, "/..")) {
+        cfg_error(cfg, "%s must be an absolute path without \"..\"", cfg_opt_name(opt));
+        return -1;
+    }
+    return 0;
+}
+
+static int
+config_validate_networks(cfg_t *cfg, cfg_opt_t *opt)
+{
+    struct mq_config_network net;
+    const char *s = cfg_opt_getnstr(opt, cfg_opt_size(opt) - 1);
+    if (s == NULL || !config_parse_network(s, &net)) {
+        cfg_error(cfg, "internal_networks: \"%s\" is not an address or CIDR network", s ? s : "");
+        return -1;
+    }
+    return 0;
+}
+
+static int
+config_validate_domains(cfg_t *cfg, cfg_opt_t *opt)
+{
+    const char *s = cfg_opt_getnstr(opt, cfg_opt_size(opt) - 1);
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n > 253) {
+        cfg_error(cfg, "local_domains: empty or over-long domain");
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!g_ascii_isalnum(s[i]) && s[i] != '-' && s[i] != '.') {
+            cfg_error(cfg, "local_domains: \"%s\" is not a domain name", s);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int
+config_validate_choice(cfg_t *cfg, cfg_opt_t *opt)
+{
+    const char *s = cfg_opt_getnstr(opt, cfg_opt_size(opt) - 1);
+    enum mq_log_level level;
+    if (strcmp(cfg_opt_name(opt), "on_scan_error") == 0) {
+        if (s == NULL || (strcmp(s, "defer") != 0 && strcmp(s, "hold") != 0)) {
+            cfg_error(cfg, "on_scan_error must be \"defer\" or \"hold\"");
+            return -1;
+        }
+    } else if (s == NULL || !mq_log_level_parse(s, &level)) {
+        cfg_error(cfg, "log_level must be debug, info, warning or error");
+        return -1;
+    }
+    return 0;
+}
+
+static int
+config_validate_text(cfg_t *cfg, cfg_opt_t *opt)
+{
+    const char *s = cfg_opt_getnstr(opt, cfg_opt_size(opt) - 1);
+    /* Both end up in generated headers and envelopes. */
+    if (s == NULL || strlen(s) > 255 || strpbrk(s, "\r\n\t <>\"(),;") != NULL) {
+        cfg_error(cfg, "%s must be a plain address or host name (no spaces, brackets or line breaks)",
+                  cfg_opt_name(opt));
+        return -1;
+    }
+    return 0;
+}
+
+static int
+config_validate_wait(cfg_t *cfg, cfg_opt_t *opt)
+{
+    double v = cfg_opt_getnfloat(opt, cfg_opt_size(opt) - 1);
+    if (!(v >= 0.0 && v <= 3600.0)) {
+        cfg_error(cfg, "batch_max_wait = %g is out of range (0 to 3600 seconds)", v);
+        return -1;
+    }
+    return 0;
+}
+
+/* libconfuse 3.3 (and upstream so far) counts a "#" or "//" comment as
+ * three lines and a C comment as one line too many - its lexer's qput() and
+ * qend() both bump cfg->line - so every error after the first comment named
+ * the wrong line. Comments are blanked out here, newlines kept, so that
+ * libconfuse counts only newlines. The rules are its lexer's: outside quoted
+ * strings '#' starts a comment anywhere, while "//" and "/" "*" do so only
+ * where a token could start (inside an unquoted word they are part of it);
+ * in "..." and '...' a backslash escapes the next character. */
+static void
+config_blank_comments(char *s, size_t len)
+{
+    enum { CODE, DQ, SQ, LINE, BLOCK } state = CODE;
+    bool word = false;          /* inside an unquoted word */
+
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i], next = i + 1 < len ? s[i + 1] : '\0';
+
+        switch (state) {
+        case CODE:
+            if (c == '#' || (!word && c == '/' && next == '/')) {
+                state = LINE;
+                s[i] = ' ';
+            } else if (!word && c == '/' && next == '*') {
+                state = BLOCK;
+                s[i] = s[i + 1] = ' ';
+                i++;
+            } else if (c == '"' || c == '\'') {
+                state = c == '"' ? DQ : SQ;
+                word = false;
+            } else {
+                word = c != '\0' && strchr(" \t\r\n={}()+,*", c) == NULL;
+            }
+            break;
+        case DQ:
+        case SQ:
+            if (c == '\\' && next != '\0')
+                i++;
+            else if (c == (state == DQ ? '"' : '\''))
+                state = CODE;
+            break;
+        case LINE:
+            if (c == '\n')
+                state = CODE;
+            else
+                s[i] = ' ';
+            break;
+        case BLOCK:
+            if (c == '*' && next == '/') {
+                s[i] = s[i + 1] = ' ';
+                i++;
+                state = CODE;
+            } else if (c != '\n') {
+                s[i] = ' ';
+            }
+            break;
+        }
+    }
+}
+
+/* libconfuse reports through a callback with no user data, so the first
+ * message of the load in progress on this thread is kept here. */
+static __thread GString *config_first_error;
+
+static void
+config_error_cb(cfg_t *cfg, const char *fmt, va_list ap)
+{
+    if (config_first_error == NULL || config_first_error->len > 0)
+        return;
+    if (cfg != NULL && cfg->filename != NULL && cfg->line > 0)
+        g_string_append_printf(config_first_error, "%s:%d: ", cfg->filename, cfg->line);
+    else if (cfg != NULL && cfg->filename != NULL)
+        g_string_append_printf(config_first_error, "%s: ", cfg->filename);
+    g_string_append_vprintf(config_first_error, fmt, ap);
+}
+
+static char *
+config_dup_str(cfg_t *cfg, const char *name)
+{
+    return g_strdup(cfg_getstr(cfg, name));
+}
+
+static uint64_t
+config_get_size(cfg_t *cfg, const char *name)
+{
+    uint64_t v = 0;
+    if (!config_parse_size(cfg_getstr(cfg, name), &v))
+        mq_log_panic("config: %s passed validation but does not parse", name);
+    return v;
+}
+
+/* Checks that involve several options; runs after the whole file parsed. */
+static bool
+config_check_cross(const struct mq_config *c, GString *why)
+{
+    const char *dirs[] = { c->incoming_queue_dir, c->outgoing_queue_dir,
+                           c->quarantine_dir, c->hold_dir };
+    for (size_t i = 0; i < G_N_ELEMENTS(dirs); i++) {
+        for (size_t j = i + 1; j < G_N_ELEMENTS(dirs); j++) {
+            if (strcmp(dirs[i], dirs[j]) == 0) {
+                g_string_append_printf(why, "%s: the incoming queue, outgoing queue, quarantine "
+                                       "and hold directories must all differ (\"%s\" is used twice)",
+                                       c->file, dirs[i]);
+                return false;
+            }
+        }
+    }
+    /* The whole message is scanned as one object: a smaller engine limit
+     * would hold every message between the two sizes as unscannable. */
+    if (c->clamav_max_file_size < c->max_message_size ||
+        c->clamav_max_scan_size < c->max_message_size) {
+        g_string_append_printf(why, "%s: clamav_max_file_size and clamav_max_scan_size must be at "
+                               "least max_message_size", c->file);
+        return false;
+    }
+    if (c->batch_max_bytes < c->max_message_size) {
+        g_string_append_printf(why, "%s: batch_max_bytes must be at least max_message_size",
+                               c->file);
+        return false;
+    }
+    return true;
+}
+
+struct mq_config *
+mq_config_load(const char *path, GError **err)
+{
+    struct mq_config *c = NULL;
+    cfg_t *cfg;
+    GString *why = g_string_new(NULL);
+    GError *read_err = NULL;
+    struct stat st;
+    char *text = NULL;
+    gsize text_len = 0;
+    int rc;
+    size_t n;
+
+    cfg = cfg_init(config_opts, CFGF_NONE);
+    cfg_set_error_function(cfg, config_error_cb);
+    for (size_t i = 0; i < G_N_ELEMENTS(config_int_ranges); i++)
+        cfg_set_validate_func(cfg, config_int_ranges[i].name, config_validate_int);
+    for (size_t i = 0; i < G_N_ELEMENTS(config_size_ranges); i++)
+        cfg_set_validate_func(cfg, config_size_ranges[i].name, config_validate_size);
+    for (size_t i = 0; i < G_N_ELEMENTS(config_dir_opts); i++)
+        cfg_set_validate_func(cfg, config_dir_opts[i], config_validate_dir);
+    cfg_set_validate_func(cfg, "pid_file", config_validate_dir);
+    cfg_set_validate_func(cfg, "internal_networks", config_validate_networks);
+    cfg_set_validate_func(cfg, "local_domains", config_validate_domains);
+    cfg_set_validate_func(cfg, "on_scan_error", config_validate_choice);
+    cfg_set_validate_func(cfg, "log_level", config_validate_choice);
+    cfg_set_validate_func(cfg, "postmaster", config_validate_text);
+    cfg_set_validate_func(cfg, "hostname", config_validate_text);
+    cfg_set_validate_func(cfg, "batch_max_wait", config_validate_wait);
+
+    /* libconfuse treats a missing file as "use the defaults"; for a daemon
+     * that guards the mail flow a missing file is a mistake. */
+    /* A directory passes access() and then makes libconfuse's flex scanner
+     * exit(2) the whole process; a FIFO would block. */
+    if (stat(path, &st) < 0 || access(path, R_OK) < 0) {
+        g_string_printf(why, "%s: cannot read configuration: %s", path, g_strerror(errno));
+        goto fail;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        g_string_printf(why, "%s: cannot read configuration: not a regular file", path);
+        goto fail;
+    }
+    if (!g_file_get_contents(path, &text, &text_len, &read_err)) {
+        g_string_printf(why, "%s: cannot read configuration: %s", path, read_err->message);
+        g_error_free(read_err);
+        goto fail;
+    }
+    config_blank_comments(text, text_len);
+    free(cfg->filename);                /* libconfuse's, freed with free() */
+    cfg->filename = strdup(path);
+    rc = CFG_SUCCESS;
+    if (text_len > 0) {
+        FILE *fp = fmemopen(text, text_len, "r");
+        if (fp == NULL || cfg->filename == NULL) {
+            g_string_printf(why, "%s: cannot read configuration: %s", path, g_strerror(errno));
+            if (fp != NULL)
+                fclose(fp);
+            goto fail;
+        }
+        config_first_error = why;
+        rc = cfg_parse_fp(cfg, fp);
+        config_first_error = NULL;
+        fclose(fp);
+    }
+    if (rc != CFG_SUCCESS) {
+        if (why->len == 0)
+            g_string_printf(why, "%s: %s", path,
+                            rc == CFG_FILE_ERROR ? "cannot read configuration" : "parse error");
+        goto fail;
+    }
+
+    c = g_new0(struct mq_config, 1);
+    c->file = g_strdup(path);
+    c->incoming_queue_dir = config_dup_str(cfg, "incoming_queue_dir");
+    c->outgoing_queue_dir = config_dup_str(cfg, "outgoing_queue_dir");
+    c->quarantine_dir = config_dup_str(cfg, "quarantine_dir");
+    c->hold_dir = config_dup_str(cfg, "hold_dir");
+    c->state_dir = config_dup_str(cfg, "state_dir");
+    c->scan_tmp_dir = config_dup_str(cfg, "scan_tmp_dir");
+    c->pid_file = config_dup_str(cfg, "pid_file");
+    c->clamav_database_dir = config_dup_str(cfg, "clamav_database_dir");
+    c->clamav_max_scan_size = config_get_size(cfg, "clamav_max_scan_size");
+    c->clamav_max_file_size = config_get_size(cfg, "clamav_max_file_size");
+    c->clamav_max_recursion = (unsigned)cfg_getint(cfg, "clamav_max_recursion");
+    c->clamav_max_files = (unsigned)cfg_getint(cfg, "clamav_max_files");
+    c->clamav_max_scan_time = (unsigned)cfg_getint(cfg, "clamav_max_scan_time");
+    c->max_message_size = config_get_size(cfg, "max_message_size");
+    c->max_mime_depth = (unsigned)cfg_getint(cfg, "max_mime_depth");
+    c->max_mime_parts = (unsigned)cfg_getint(cfg, "max_mime_parts");
+    c->postmaster = config_dup_str(cfg, "postmaster");
+
+    n = cfg_size(cfg, "local_domains");
+    c->local_domains = g_new0(char *, n + 1);
+    for (size_t i = 0; i < n; i++)
+        c->local_domains[i] = g_ascii_strdown(cfg_getnstr(cfg, "local_domains", (unsigned)i), -1);
+    n = cfg_size(cfg, "internal_networks");
+    c->n_internal_networks = n;
+    c->internal_networks = g_new0(struct mq_config_network, n ? n : 1);
+    for (size_t i = 0; i < n; i++) {
+        const char *s = cfg_getnstr(cfg, "internal_networks", (unsigned)i);
+        if (!config_parse_network(s, &c->internal_networks[i])) {
+            /* The default list is not validated by libconfuse. */
+            g_string_printf(why, "%s: internal_networks: \"%s\" is not a network", path, s);
+            goto fail;
+        }
+    }
+
+    c->hostname = config_dup_str(cfg, "hostname");
+    if (c->hostname[0] == '\0') {
+        char host[256] = "";
+        g_free(c->hostname);
+        if (gethostname(host, sizeof(host) - 1) < 0 || host[0] == '\0')
+            g_strlcpy(host, "localhost", sizeof(host));
+        c->hostname = g_strdup(host);
+    }
+    c->batch_max_messages = (unsigned)cfg_getint(cfg, "batch_max_messages");
+    c->batch_max_bytes = config_get_size(cfg, "batch_max_bytes");
+    c->batch_max_wait_ms = (unsigned)(cfg_getfloat(cfg, "batch_max_wait") * 1000.0 + 0.5);
+    c->workers = (unsigned)cfg_getint(cfg, "workers");
+    c->rescan_interval = (unsigned)cfg_getint(cfg, "rescan_interval");
+    c->retry_interval = (unsigned)cfg_getint(cfg, "retry_interval");
+    c->on_scan_error = strcmp(cfg_getstr(cfg, "on_scan_error"), "hold") == 0
+                       ? MQ_ON_ERROR_HOLD : MQ_ON_ERROR_DEFER;
+    if (!mq_log_level_parse(cfg_getstr(cfg, "log_level"), &c->log_level))
+        c->log_level = MQ_LOG_INFO;
+
+    if (!config_check_cross(c, why))
+        goto fail;
+
+    cfg_free(cfg);
+    g_free(text);
+    g_string_free(why, TRUE);
+    return c;
+
+fail:
+    g_set_error_literal(err, MQ_ERROR, MQ_ERROR_CONFIG, why->str);
+    mq_config_free(&c);
+    cfg_free(cfg);
+    g_free(text);
+    g_string_free(why, TRUE);
+    return NULL;
+}
+
+void
+mq_config_free(struct mq_config **config)
+{
+    struct mq_config *c = *config;
+
+    if (c == NULL)
+        return;
+    g_free(c->file);
+    g_free(c->incoming_queue_dir);
+    g_free(c->outgoing_queue_dir);
+    g_free(c->quarantine_dir);
+    g_free(c->hold_dir);
+    g_free(c->state_dir);
+    g_free(c->scan_tmp_dir);
+    g_free(c->pid_file);
+    g_free(c->clamav_database_dir);
+    g_free(c->postmaster);
+    g_strfreev(c->local_domains);
+    g_free(c->internal_networks);
+    g_free(c->hostname);
+    g_free(c);
+    *config = NULL;
+}
+
+bool
+mq_config_is_internal(const struct mq_config *config, int family, const void *addr)
+{
+    const uint8_t *a = addr;
+
+    for (size_t i = 0; i < config->n_internal_networks; i++) {
+        const struct mq_config_network *net = &config->internal_networks[i];
+        unsigned full, rest;
+        if (net->family != family)
+            continue;
+        full = net->prefix / 8;
+        rest = net->prefix % 8;
+        if (memcmp(net->addr, a, full) != 0)
+            continue;
+        if (rest != 0 && ((a[full] ^ net->addr[full]) & (uint8_t)(0xff00u >> rest)) != 0)
+            continue;
+        return true;
+    }
+    return false;
+}
+
+bool
+mq_config_is_local_domain(const struct mq_config *config, const char *domain)
+{
+    size_t dlen = strlen(domain);
+
+    for (char **d = config->local_domains; *d != NULL; d++) {
+        size_t n = strlen(*d);
+        if (dlen == n && g_ascii_strcasecmp(domain, *d) == 0)
+            return true;
+        if (dlen > n && domain[dlen - n - 1] == '.' &&
+            g_ascii_strcasecmp(domain + dlen - n, *d) == 0)
+            return true;
+    }
+    return false;
+}

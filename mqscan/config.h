@@ -1,0 +1,97 @@
+/* config - the libconfuse option table, its validators, and the immutable
+ * struct mq_config every other module reads.
+ *
+ * Public functions: mq_config_load(), mq_config_free(), mq_config_is_internal(),
+ * mq_config_is_local_domain().
+ *
+ * Only config.c includes <confuse.h>. After a successful load the values are
+ * copied into a struct mq_config that nobody modifies; a reload builds a new
+ * one and swaps it between batches.
+ *
+ * DIAGNOSTICS
+ * mq_config_load() returns NULL with an MQ_ERROR_CONFIG GError whose message
+ * names the file and line of the first problem ("FILE:LINE: ..."). Unknown
+ * options, bad values, and a missing or unreadable file are all errors.
+ */
+#ifndef MQSCAN_CONFIG_H
+#define MQSCAN_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <glib.h>
+
+#include "mqscan/log.h"
+
+/* One entry of internal_networks. */
+struct mq_config_network {
+    int family;             /* AF_INET or AF_INET6 */
+    uint8_t addr[16];       /* network byte order, host bits cleared */
+    unsigned prefix;        /* 0..32 or 0..128 */
+};
+
+enum mq_config_on_error {
+    MQ_ON_ERROR_DEFER,      /* leave the message in the incoming queue, retry */
+    MQ_ON_ERROR_HOLD,       /* move it to the hold area */
+};
+
+struct mq_config {
+    char *file;                     /* the file this was loaded from */
+
+    /* Directories. */
+    char *incoming_queue_dir;
+    char *outgoing_queue_dir;
+    char *quarantine_dir;
+    char *hold_dir;
+    char *state_dir;                /* heartbeat and other daemon state */
+    char *scan_tmp_dir;             /* libclamav temp files; best on tmpfs */
+    char *pid_file;
+
+    /* Engine. */
+    char *clamav_database_dir;
+    uint64_t clamav_max_scan_size;  /* bytes scanned per message, in total */
+    uint64_t clamav_max_file_size;  /* largest single object scanned */
+    unsigned clamav_max_recursion;  /* archive nesting */
+    unsigned clamav_max_files;      /* objects per archive */
+    unsigned clamav_max_scan_time;  /* milliseconds per scan */
+
+    /* Message limits: exceeding one makes a message unscannable (held). */
+    uint64_t max_message_size;      /* df + headers */
+    unsigned max_mime_depth;
+    unsigned max_mime_parts;
+
+    /* Site. */
+    char *postmaster;
+    char **local_domains;           /* NULL-terminated, lower case */
+    struct mq_config_network *internal_networks;
+    size_t n_internal_networks;
+    char *hostname;                 /* named in the X-mqscan header */
+
+    /* Batches and workers. */
+    unsigned batch_max_messages;
+    uint64_t batch_max_bytes;
+    unsigned batch_max_wait_ms;
+    unsigned workers;
+    unsigned rescan_interval;       /* seconds between full queue rescans */
+    unsigned retry_interval;        /* seconds before a deferred message is retried */
+
+    enum mq_config_on_error on_scan_error;
+    enum mq_log_level log_level;
+};
+
+/* Loads and validates path. Returns a new config (caller frees with
+ * mq_config_free()) or NULL with err set to "PATH:LINE: problem". */
+struct mq_config *mq_config_load(const char *path, GError **err);
+
+/* Frees *config and sets it to NULL. NULL is allowed. */
+void mq_config_free(struct mq_config **config);
+
+/* True if addr (AF_INET or AF_INET6, network byte order) is inside one of
+ * internal_networks. */
+bool mq_config_is_internal(const struct mq_config *config, int family, const void *addr);
+
+/* True if domain (any case) is one of local_domains or a subdomain of one. */
+bool mq_config_is_local_domain(const struct mq_config *config, const char *domain);
+
+#endif

@@ -1,0 +1,542 @@
+#include <config.h>
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include <glib.h>
+
+#include "mqscan/batch.h"
+#include "mqscan/daemon.h"
+#include "mqscan/error.h"
+#include "mqscan/fsutil.h"
+#include "mqscan/log.h"
+#include "mqscan/process.h"
+#include "mqscan/quarantine.h"
+#include "mqscan/queue.h"
+#include "mqscan/scanner.h"
+#include "mqscan/watch.h"
+
+/* How long --once keeps retrying messages that sendmail still has locked. */
+#define DAEMON_ONCE_LOCK_WAIT_MS 30000
+#define DAEMON_LOCKED_RETRY_MS 500
+
+/* Everything built from one configuration; replaced whole on reload. */
+struct daemon_runtime {
+    struct mq_config *config;
+    struct mq_scanner *scanner;
+    struct mq_queue *incoming;
+    struct mq_queue *outgoing;
+    struct mq_quarantine *quarantine;
+    struct mq_watch *watch;
+    struct mq_process_ctx ctx;
+    int statefd;
+};
+
+struct daemon_stats {
+    unsigned long counts[MQ_OUTCOME_SKIPPED + 1];
+    uint64_t bytes;
+};
+
+struct mq_daemon {
+    struct daemon_runtime *rt;
+    struct mq_batcher *batcher;
+    GThreadPool *pool;
+    unsigned pool_size;
+    GAsyncQueue *done;
+    bool watching;
+    /* reload */
+    int reload_fd;                  /* eventfd: the reload thread is finished */
+    GThread *reload_thread;
+    struct daemon_runtime *reload_result;
+    GError *reload_error;
+    struct daemon_stats stats;
+};
+
+struct daemon_task {
+    const struct mq_process_ctx *ctx;
+    char *id;
+    struct mq_process_result result;
+};
+
+void
+mq_daemon_block_signals(void)
+{
+    sigset_t set;
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    /* A closed socket to spamd or clamd later must not kill us. */
+    signal(SIGPIPE, SIG_IGN);
+}
+
+static void
+daemon_runtime_free(struct daemon_runtime **rtp)
+{
+    struct daemon_runtime *rt = *rtp;
+
+    if (rt == NULL)
+        return;
+    mq_watch_free(&rt->watch);
+    mq_quarantine_free(&rt->quarantine);
+    mq_queue_free(&rt->incoming);
+    mq_queue_free(&rt->outgoing);
+    mq_scanner_unref(&rt->scanner);
+    mq_config_free(&rt->config);
+    if (rt->statefd >= 0)
+        close(rt->statefd);
+    g_free(rt);
+    *rtp = NULL;
+}
+
+static struct daemon_runtime *
+daemon_runtime_new(struct mq_config *config, bool watch, GError **err)
+{
+    struct daemon_runtime *rt = g_new0(struct daemon_runtime, 1);
+    struct mq_scanner_limits limits = {
+        .max_scan_size = config->clamav_max_scan_size,
+        .max_file_size = config->clamav_max_file_size,
+        .max_recursion = config->clamav_max_recursion,
+        .max_files = config->clamav_max_files,
+        .max_scan_time_ms = config->clamav_max_scan_time,
+    };
+    const char *own_dirs[] = { config->hold_dir, config->state_dir, config->scan_tmp_dir };
+
+    rt->config = config;
+    rt->statefd = -1;
+    for (size_t i = 0; i < G_N_ELEMENTS(own_dirs); i++) {
+        if (mq_fs_mkdir_p(own_dirs[i], 0700, err) < 0)
+            goto fail_config;
+    }
+    if ((rt->incoming = mq_queue_open(config->incoming_queue_dir, err)) == NULL ||
+        (rt->outgoing = mq_queue_open(config->outgoing_queue_dir, err)) == NULL ||
+        (rt->quarantine = mq_quarantine_open(config->quarantine_dir, err)) == NULL ||
+        (rt->statefd = mq_fs_open_dir(config->state_dir, err)) < 0)
+        goto fail_config;
+    if (watch) {
+        GError *error = NULL;
+        rt->watch = mq_watch_new(config->incoming_queue_dir, &error);
+        if (rt->watch == NULL) {
+            mq_log_warn("%s; relying on rescans every %u s", error->message,
+                        config->rescan_interval);
+            g_error_free(error);
+        }
+    }
+    rt->scanner = mq_scanner_new(config->clamav_database_dir, config->scan_tmp_dir, &limits, err);
+    if (rt->scanner == NULL)
+        goto fail;
+    rt->ctx.config = rt->config;
+    rt->ctx.scanner = rt->scanner;
+    rt->ctx.incoming = rt->incoming;
+    rt->ctx.outgoing = rt->outgoing;
+    rt->ctx.quarantine = rt->quarantine;
+    return rt;
+
+fail_config:
+    if (err != NULL && *err != NULL)
+        (*err)->code = MQ_ERROR_CONFIG;
+fail:
+    daemon_runtime_free(&rt);
+    return NULL;
+}
+
+static void
+daemon_worker(gpointer data, gpointer user_data)
+{
+    struct daemon_task *task = data;
+    GAsyncQueue *done = user_data;
+
+    mq_process_message(task->ctx, task->id, &task->result);
+    g_async_queue_push(done, task);
+}
+
+static struct mq_batch_limits
+daemon_batch_limits(const struct mq_config *c)
+{
+    struct mq_batch_limits lim = { c->batch_max_messages, c->batch_max_bytes,
+                                   c->batch_max_wait_ms };
+    return lim;
+}
+
+static void
+daemon_set_pool(struct mq_daemon *d)
+{
+    unsigned want = d->rt->config->workers;
+
+    if (d->pool != NULL && d->pool_size == want)
+        return;
+    if (d->pool != NULL)
+        g_thread_pool_free(d->pool, FALSE, TRUE);
+    d->pool = g_thread_pool_new(daemon_worker, d->done, (gint)want, TRUE, NULL);
+    d->pool_size = want;
+}
+
+struct mq_daemon *
+mq_daemon_new(struct mq_config *config, bool watch, GError **err)
+{
+    struct mq_daemon *d;
+    struct daemon_runtime *rt;
+    struct mq_batch_limits lim = daemon_batch_limits(config);
+
+    rt = daemon_runtime_new(config, watch, err);
+    if (rt == NULL)
+        return NULL;
+    d = g_new0(struct mq_daemon, 1);
+    d->rt = rt;
+    d->watching = watch;
+    d->batcher = mq_batcher_new(&lim);
+    d->done = g_async_queue_new();
+    d->reload_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (d->reload_fd < 0)
+        mq_log_fatal(EX_OSERR, "eventfd: %s", g_strerror(errno));
+    /* No thread may exist yet: the program may still fork to detach, and
+     * threads do not survive a fork. The pool is made in mq_daemon_run(). */
+    return d;
+}
+
+void
+mq_daemon_free(struct mq_daemon **daemon)
+{
+    struct mq_daemon *d = *daemon;
+
+    if (d == NULL)
+        return;
+    if (d->reload_thread != NULL)
+        g_thread_join(d->reload_thread);
+    daemon_runtime_free(&d->reload_result);
+    g_clear_error(&d->reload_error);
+    if (d->pool != NULL)
+        g_thread_pool_free(d->pool, FALSE, TRUE);
+    g_async_queue_unref(d->done);
+    mq_batcher_free(&d->batcher);
+    daemon_runtime_free(&d->rt);
+    close(d->reload_fd);
+    g_free(d);
+    *daemon = NULL;
+}
+
+char *
+mq_daemon_lint(const struct mq_config *c, GError **err)
+{
+    struct mq_scanner_limits limits = {
+        .max_scan_size = c->clamav_max_scan_size,
+        .max_file_size = c->clamav_max_file_size,
+        .max_recursion = c->clamav_max_recursion,
+        .max_files = c->clamav_max_files,
+        .max_scan_time_ms = c->clamav_max_scan_time,
+    };
+    const struct { const char *what, *path; bool must_exist; } dirs[] = {
+        { "incoming_queue_dir", c->incoming_queue_dir, true },
+        { "outgoing_queue_dir", c->outgoing_queue_dir, true },
+        { "clamav_database_dir", c->clamav_database_dir, true },
+        { "quarantine_dir", c->quarantine_dir, false },
+        { "hold_dir", c->hold_dir, false },
+        { "state_dir", c->state_dir, false },
+        { "scan_tmp_dir", c->scan_tmp_dir, false },
+    };
+    GString *report = g_string_new(NULL);
+    struct mq_scanner *scanner;
+    struct stat st;
+
+    for (size_t i = 0; i < G_N_ELEMENTS(dirs); i++) {
+        errno = 0;
+        if (stat(dirs[i].path, &st) == 0 && S_ISDIR(st.st_mode))
+            continue;
+        if (dirs[i].must_exist) {
+            g_set_error(err, MQ_ERROR, MQ_ERROR_CONFIG, "%s: %s %s: %s", c->file, dirs[i].what,
+                        dirs[i].path, errno == 0 || errno == EEXIST ? "not a directory"
+                                                                     : g_strerror(errno));
+            g_string_free(report, TRUE);
+            return NULL;
+        }
+        g_string_append_printf(report, "note: %s %s does not exist yet; mqscand creates it\n",
+                               dirs[i].what, dirs[i].path);
+    }
+    scanner = mq_scanner_new(c->clamav_database_dir,
+                             stat(c->scan_tmp_dir, &st) == 0 ? c->scan_tmp_dir : NULL,
+                             &limits, err);
+    if (scanner == NULL) {
+        g_string_free(report, TRUE);
+        return NULL;
+    }
+    g_string_append_printf(report, "signatures: %s\n", mq_scanner_describe(scanner));
+    mq_scanner_unref(&scanner);
+    return g_string_free(report, FALSE);
+}
+
+const char *
+mq_daemon_describe(const struct mq_daemon *daemon)
+{
+    return mq_scanner_describe(daemon->rt->scanner);
+}
+
+static int64_t
+daemon_now_ms(void)
+{
+    return g_get_monotonic_time() / 1000;
+}
+
+static void
+daemon_offer(struct mq_daemon *d, const char *id, int64_t now)
+{
+    uint64_t size;
+    time_t mtime;
+
+    if (mq_queue_stat(d->rt->incoming, id, &size, &mtime) == 0)
+        mq_batcher_offer(d->batcher, id, size, now);
+}
+
+static void
+daemon_rescan(struct mq_daemon *d, int64_t now)
+{
+    GPtrArray *ids = g_ptr_array_new_with_free_func(g_free);
+    GHashTable *present = g_hash_table_new(g_str_hash, g_str_equal);
+    GError *error = NULL;
+
+    if (mq_queue_list(d->rt->incoming, ids, &error) < 0) {
+        mq_log_error("rescan: %s", error->message);
+        g_error_free(error);
+    } else {
+        for (guint i = 0; i < ids->len; i++) {
+            g_hash_table_add(present, g_ptr_array_index(ids, i));
+            daemon_offer(d, g_ptr_array_index(ids, i), now);
+        }
+        mq_batcher_sync(d->batcher, present);
+    }
+    g_hash_table_destroy(present);
+    g_ptr_array_unref(ids);
+}
+
+static void
+daemon_heartbeat(struct mq_daemon *d)
+{
+    char line[128];
+    GError *error = NULL;
+    int n = g_snprintf(line, sizeof(line), "%ld %lld %lu\n", (long)getpid(), (long long)time(NULL),
+                       d->stats.counts[MQ_OUTCOME_DELIVERED] + d->stats.counts[MQ_OUTCOME_CLEANED] +
+                       d->stats.counts[MQ_OUTCOME_HELD]);
+
+    if (mq_fs_write_atomic(d->rt->statefd, "heartbeat.tmp", "heartbeat", line, (size_t)n,
+                           &error) < 0) {
+        mq_log_warn("heartbeat: %s", error->message);
+        g_error_free(error);
+    }
+}
+
+/* Runs one batch to completion. In once mode, messages that cannot be
+ * finished are forgotten and counted in *left. */
+static void
+daemon_run_batch(struct mq_daemon *d, GPtrArray *ids, bool once, int64_t once_deadline,
+                 unsigned *left)
+{
+    int64_t now;
+
+    for (guint i = 0; i < ids->len; i++) {
+        struct daemon_task *task = g_new0(struct daemon_task, 1);
+        task->ctx = &d->rt->ctx;
+        task->id = g_strdup(g_ptr_array_index(ids, i));
+        g_thread_pool_push(d->pool, task, NULL);
+    }
+    for (guint i = 0; i < ids->len; i++) {
+        struct daemon_task *task = g_async_queue_pop(d->done);
+        enum mq_outcome o = task->result.outcome;
+
+        now = daemon_now_ms();
+        d->stats.counts[o]++;
+        if (o == MQ_OUTCOME_SKIPPED && !(once && now > once_deadline)) {
+            mq_batcher_defer(d->batcher, task->id, now + DAEMON_LOCKED_RETRY_MS);
+        } else if ((o == MQ_OUTCOME_DEFERRED || o == MQ_OUTCOME_SKIPPED) && once) {
+            mq_batcher_done(d->batcher, task->id);
+            (*left)++;
+        } else if (o == MQ_OUTCOME_DEFERRED) {
+            mq_batcher_defer(d->batcher, task->id,
+                             now + (int64_t)d->rt->config->retry_interval * 1000);
+        } else {
+            d->stats.bytes += task->result.size;
+            mq_batcher_done(d->batcher, task->id);
+        }
+        mq_process_result_clear(&task->result);
+        g_free(task->id);
+        g_free(task);
+    }
+    daemon_heartbeat(d);
+}
+
+static gpointer
+daemon_reload_thread(gpointer data)
+{
+    struct mq_daemon *d = data;
+    struct mq_config *config;
+    GError *error = NULL;
+    uint64_t one = 1;
+
+    config = mq_config_load(d->rt->config->file, &error);
+    if (config != NULL)
+        d->reload_result = daemon_runtime_new(config, d->watching, &error);
+    if (d->reload_result == NULL)
+        d->reload_error = error;
+    if (write(d->reload_fd, &one, sizeof(one)) < 0)
+        mq_log_error("reload: cannot wake the main loop: %s", g_strerror(errno));
+    return NULL;
+}
+
+/* Called between batches once the reload thread is done. */
+static void
+daemon_reload_finish(struct mq_daemon *d)
+{
+    uint64_t v;
+    struct mq_batch_limits lim;
+    bool same_queue;
+
+    if (read(d->reload_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+        mq_log_warn("reload: %s", g_strerror(errno));
+    g_thread_join(d->reload_thread);
+    d->reload_thread = NULL;
+    if (d->reload_result == NULL) {
+        mq_log_error("reload failed, keeping the running configuration and signatures: %s",
+                     d->reload_error ? d->reload_error->message : "unknown error");
+        g_clear_error(&d->reload_error);
+        return;
+    }
+    same_queue = strcmp(d->reload_result->config->incoming_queue_dir,
+                        d->rt->config->incoming_queue_dir) == 0;
+    daemon_runtime_free(&d->rt);
+    d->rt = d->reload_result;
+    d->reload_result = NULL;
+    mq_log_set_level(d->rt->config->log_level);
+    lim = daemon_batch_limits(d->rt->config);
+    if (same_queue) {
+        mq_batcher_set_limits(d->batcher, &lim);
+    } else {
+        mq_batcher_free(&d->batcher);
+        d->batcher = mq_batcher_new(&lim);
+        daemon_rescan(d, daemon_now_ms());
+    }
+    daemon_set_pool(d);
+    mq_log_info("reloaded %s: %s", d->rt->config->file, mq_scanner_describe(d->rt->scanner));
+}
+
+static void
+daemon_summary(struct mq_daemon *d, double seconds)
+{
+    const unsigned long *c = d->stats.counts;
+    unsigned long total = c[MQ_OUTCOME_DELIVERED] + c[MQ_OUTCOME_CLEANED] + c[MQ_OUTCOME_HELD];
+
+    mq_log_info("processed %lu messages (%lu clean, %lu infected, %lu held), %lu deferred, "
+                "%.1f MB in %.2f s (%.1f msg/s)",
+                total, c[MQ_OUTCOME_DELIVERED], c[MQ_OUTCOME_CLEANED], c[MQ_OUTCOME_HELD],
+                c[MQ_OUTCOME_DEFERRED], (double)d->stats.bytes / 1e6, seconds,
+                seconds > 0 ? (double)total / seconds : 0.0);
+}
+
+int
+mq_daemon_run(struct mq_daemon *d, bool once)
+{
+    sigset_t set;
+    int sfd;
+    bool stopping = false;
+    unsigned left = 0;
+    int64_t start = daemon_now_ms(), next_rescan = 0, next_heartbeat = 0;
+    int64_t once_deadline = start + DAEMON_ONCE_LOCK_WAIT_MS;
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (sfd < 0)
+        mq_log_fatal(EX_OSERR, "signalfd: %s", g_strerror(errno));
+    daemon_set_pool(d);
+
+    daemon_rescan(d, start);
+    if (once)
+        mq_log_info("%zu messages in %s", mq_batcher_count(d->batcher),
+                    d->rt->config->incoming_queue_dir);
+    next_rescan = start + (int64_t)d->rt->config->rescan_interval * 1000;
+
+    while (!stopping) {
+        int64_t now = daemon_now_ms(), wake = INT64_MAX, timeout;
+        GPtrArray *batch;
+        struct pollfd pfd[3];
+        int nfds = 0;
+
+        if (once && mq_batcher_count(d->batcher) == 0)
+            break;
+        if (!once && now >= next_rescan) {
+            daemon_rescan(d, now);
+            next_rescan = now + (int64_t)d->rt->config->rescan_interval * 1000;
+        }
+        if (!once && now >= next_heartbeat) {
+            /* Alive even when idle, so a health check can tell idle from hung. */
+            daemon_heartbeat(d);
+            next_heartbeat = now + (int64_t)d->rt->config->rescan_interval * 1000;
+        }
+        batch = mq_batcher_take(d->batcher, now, once, &wake);
+        if (batch != NULL) {
+            daemon_run_batch(d, batch, once, once_deadline, &left);
+            g_ptr_array_unref(batch);
+            timeout = 0;    /* check signals and wake-ups, then go on */
+        } else {
+            int64_t until = once ? wake : MIN(wake, MIN(next_rescan, next_heartbeat));
+            timeout = until == INT64_MAX ? -1 : MAX(0, until - now);
+            if (timeout > 60000)
+                timeout = 60000;
+        }
+
+        pfd[nfds++] = (struct pollfd){ .fd = sfd, .events = POLLIN };
+        pfd[nfds++] = (struct pollfd){ .fd = d->reload_fd, .events = POLLIN };
+        if (d->rt->watch != NULL && !once)
+            pfd[nfds++] = (struct pollfd){ .fd = mq_watch_fd(d->rt->watch), .events = POLLIN };
+        if (poll(pfd, (nfds_t)nfds, (int)timeout) < 0 && errno != EINTR)
+            mq_log_fatal(EX_OSERR, "poll: %s", g_strerror(errno));
+
+        if (pfd[0].revents & POLLIN) {
+            struct signalfd_siginfo si;
+            while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
+                if (si.ssi_signo == SIGHUP) {
+                    if (d->reload_thread != NULL) {
+                        mq_log_info("SIGHUP: a reload is already under way");
+                    } else {
+                        mq_log_info("SIGHUP: reloading %s", d->rt->config->file);
+                        d->reload_thread = g_thread_new("reload", daemon_reload_thread, d);
+                    }
+                } else {
+                    mq_log_info("signal %u: stopping", si.ssi_signo);
+                    stopping = true;
+                }
+            }
+        }
+        if (pfd[1].revents & POLLIN)
+            daemon_reload_finish(d);
+        if (nfds > 2 && (pfd[2].revents & POLLIN)) {
+            GPtrArray *ids = g_ptr_array_new_with_free_func(g_free);
+            now = daemon_now_ms();
+            if (mq_watch_read(d->rt->watch, ids)) {
+                mq_log_warn("inotify queue overflow; rescanning %s", d->rt->config->incoming_queue_dir);
+                next_rescan = now;
+            }
+            for (guint i = 0; i < ids->len; i++)
+                daemon_offer(d, g_ptr_array_index(ids, i), now);
+            g_ptr_array_unref(ids);
+        }
+    }
+
+    close(sfd);
+    daemon_summary(d, (double)(daemon_now_ms() - start) / 1000.0);
+    if (once && left > 0) {
+        mq_log_error("%u messages left in %s (could not be scanned or claimed)", left,
+                     d->rt->config->incoming_queue_dir);
+        return EX_TEMPFAIL;
+    }
+    return 0;
+}

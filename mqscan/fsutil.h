@@ -1,0 +1,75 @@
+/* fsutil - durable file writes, checked opens, bounded number parsing.
+ *
+ * Public functions: mq_fs_open_dir(), mq_fs_write_new(), mq_fs_write_atomic(),
+ * mq_fs_fsync_dir(), mq_fs_read_fd(), mq_fs_move(), mq_fs_mkdir_p(),
+ * mq_fs_parse_uint(), mq_fs_id_ok().
+ *
+ * Every file mqscan writes goes through mq_fs_write_new() (a file that is not
+ * visible to anyone until renamed, or whose name is meaningless until another
+ * file appears) or mq_fs_write_atomic() (temp, fsync, rename, fsync dir).
+ * Files are created 0600 with O_EXCL|O_NOFOLLOW; names are never taken from
+ * message data, only from validated queue IDs and generated names.
+ *
+ * DIAGNOSTICS
+ * Failures are returned with a GError in the MQ_ERROR domain; ENOSPC and the
+ * like are MQ_ERROR_TEMP. A failed write leaves no file behind.
+ */
+#ifndef MQSCAN_FSUTIL_H
+#define MQSCAN_FSUTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <glib.h>
+
+/* Longest queue ID or generated name component accepted anywhere. */
+#define MQ_ID_MAX 64
+
+enum mq_fs_flags {
+    MQ_FS_SYNC = 1 << 0,   /* fsync the file before closing it */
+};
+
+/* Opens a directory (O_DIRECTORY|O_CLOEXEC). Returns the fd or -1. */
+int mq_fs_open_dir(const char *path, GError **err);
+
+/* Creates dirfd/name exclusively (mode 0600, O_NOFOLLOW), writes len bytes
+ * of buf, fsyncs when flags has MQ_FS_SYNC, closes and checks the close.
+ * On failure the file is unlinked. Returns 0 or -1. */
+int mq_fs_write_new(int dirfd, const char *name, const void *buf, size_t len,
+                    unsigned flags, GError **err);
+
+/* The full recipe: write tmpname (replacing a stale one), fsync, rename to
+ * name (replacing it), fsync the directory. Returns 0 or -1. */
+int mq_fs_write_atomic(int dirfd, const char *tmpname, const char *name,
+                       const void *buf, size_t len, GError **err);
+
+/* fsync() a directory fd. Returns 0 or -1. */
+int mq_fs_fsync_dir(int dirfd, GError **err);
+
+/* Reads a whole open file after checking it: a regular file with exactly one
+ * link and at most max_len bytes (MQ_ERROR_LIMIT otherwise). Reads from the
+ * current offset 0 with pread. On success *buf_r is NUL-terminated (the NUL is
+ * not counted in *len_r); caller frees with g_free(). Returns 0 or -1. */
+int mq_fs_read_fd(int fd, size_t max_len, char **buf_r, size_t *len_r, GError **err);
+
+/* Moves srcdir/src to dstdir/dst, never replacing an existing dst: then it
+ * returns -1 with *exists_r set to true, so the caller can pick another name.
+ * Across filesystems the file is copied durably and the source unlinked.
+ * Both directories are fsynced. Returns 0 or -1. */
+int mq_fs_move(int srcdir, const char *src, int dstdir, const char *dst,
+               bool *exists_r, GError **err);
+
+/* Creates path and its missing parents with the given mode. Returns 0 or -1. */
+int mq_fs_mkdir_p(const char *path, mode_t mode, GError **err);
+
+/* Parses a decimal unsigned number with no sign, no spaces and no trailing
+ * text, within [min, max]. Returns true and sets *value_r, or false. */
+bool mq_fs_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *value_r);
+
+/* True if id is 1..MQ_ID_MAX characters of [A-Za-z0-9]: the only strings
+ * ever used to build queue, hold or quarantine paths. */
+bool mq_fs_id_ok(const char *id);
+
+#endif

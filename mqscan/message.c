@@ -1,0 +1,593 @@
+#include <config.h>
+
+#include <stdbool.h>
+#include <string.h>
+
+#include <glib.h>
+#include <gmime/gmime.h>
+
+#include "mqscan/error.h"
+#include "mqscan/log.h"
+#include "mqscan/message.h"
+
+/*
+ * Where one leaf of the last walk sits in the tree, and so how to replace
+ * it: either child `index` of the multipart `parent`, or the top-level part
+ * of the message `owner` (the outer message, or the inner message of a
+ * message/rfc822 part). All pointers are borrowed from the tree that
+ * msg->message owns; they stay valid until the tree is changed above the
+ * leaf, which only mq_message_replace_body() does (and it forgets them).
+ */
+struct message_leaf_slot {
+    GMimeObject *object;
+    GMimeMultipart *parent;         /* NULL when owner is set */
+    int index;                      /* in parent */
+    GMimeMessage *owner;            /* NULL when parent is set */
+    unsigned depth;
+};
+
+struct mq_message {
+    GMimeMessage *message;          /* owned */
+    GArray *leaves;                 /* struct message_leaf_slot, last walk */
+    bool had_mime_version;          /* the outer header block had one */
+    bool body_replaced;
+};
+
+/* State of one structural walk (message_collect()). */
+struct message_walk {
+    struct mq_message *msg;
+    const struct mq_message_limits *limits;
+    unsigned parts;
+};
+
+static void
+message_global_init(void)
+{
+    static gsize once = 0;
+
+    if (g_once_init_enter(&once)) {
+        g_mime_init();
+        g_once_init_leave(&once, 1);
+    }
+}
+
+struct mq_message *
+mq_message_parse(const char *headers, size_t headers_len,
+                 const char *body, size_t body_len, GError **err)
+{
+    struct mq_message *msg = NULL;
+    GMimeStream *stream = NULL;
+    GMimeParser *parser = NULL;
+    GMimeMessage *message = NULL;
+    GByteArray *buf;
+    bool need_eol;
+    size_t total;
+
+    if ((headers == NULL && headers_len > 0) || (body == NULL && body_len > 0))
+        mq_log_panic("mq_message_parse: NULL buffer with a length");
+    message_global_init();
+
+    /* One buffer: header block, the blank line, body. sendmail keeps the
+     * two in different files; GMime wants one stream. A header block whose
+     * last line lacks its newline gets one, or the blank line would end
+     * that header instead of the block. */
+    need_eol = headers_len > 0 && headers[headers_len - 1] != '\n';
+    if (!g_size_checked_add(&total, headers_len, body_len)
+        || !g_size_checked_add(&total, total, 2)
+        || total > G_MAXUINT) {
+        g_set_error(err, MQ_ERROR, MQ_ERROR_LIMIT,
+                    "message too large to parse (%zu + %zu bytes)", headers_len, body_len);
+        goto out;
+    }
+    buf = g_byte_array_sized_new((guint)total);
+    if (headers_len > 0)
+        g_byte_array_append(buf, (const guint8 *)headers, (guint)headers_len);
+    if (need_eol)
+        g_byte_array_append(buf, (const guint8 *)"\n", 1);
+    g_byte_array_append(buf, (const guint8 *)"\n", 1);
+    if (body_len > 0)
+        g_byte_array_append(buf, (const guint8 *)body, (guint)body_len);
+
+    /* The stream owns buf. The parser keeps parts as substreams of it
+     * (persist-stream is GMime's default for a seekable stream), so the
+     * bytes are not copied again and untouched parts are written back
+     * from the original bytes. */
+    stream = g_mime_stream_mem_new_with_byte_array(buf);
+    parser = g_mime_parser_new_with_stream(stream);
+    g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
+    message = g_mime_parser_construct_message(parser, NULL);
+    if (message == NULL) {
+        g_set_error(err, MQ_ERROR, MQ_ERROR_CORRUPT,
+                    "MIME parser could not build a message");
+        goto out;
+    }
+
+    msg = g_new0(struct mq_message, 1);
+    msg->message = message;
+    message = NULL;
+    msg->leaves = g_array_new(FALSE, TRUE, sizeof(struct message_leaf_slot));
+    msg->had_mime_version = g_mime_header_list_contains(
+        g_mime_object_get_header_list(GMIME_OBJECT(msg->message)), "MIME-Version");
+
+out:
+    g_clear_object(&message);
+    g_clear_object(&parser);
+    g_clear_object(&stream);
+    return msg;
+}
+
+void
+mq_message_free(struct mq_message **msgp)
+{
+    struct mq_message *msg;
+
+    if (msgp == NULL || (msg = *msgp) == NULL)
+        return;
+    *msgp = NULL;
+    g_array_unref(msg->leaves);
+    g_clear_object(&msg->message);
+    g_free(msg);
+}
+
+static void
+message_add_leaf(struct message_walk *walk, GMimeObject *object,
+                 GMimeMultipart *parent, int index, GMimeMessage *owner,
+                 unsigned depth)
+{
+    struct message_leaf_slot slot = {
+        .object = object, .parent = parent, .index = index,
+        .owner = owner, .depth = depth,
+    };
+
+    g_array_append_val(walk->msg->leaves, slot);
+}
+
+/*
+ * Pass 1: the structure only. Every part of any kind counts against
+ * max_parts, and the limits are checked before we look inside a part, so
+ * the cost of a hostile tree is bounded by the limits, not by its size. The
+ * recursion depth is bounded by max_depth. Nothing is decoded here.
+ *
+ * A multipart that GMime could not split into parts (no boundary, or no
+ * boundary lines in the content) has no children: everything it carries is
+ * in its prologue and epilogue. It is treated as a leaf, with its raw
+ * content as data, so that what it carries is scanned and can be replaced
+ * like any other leaf instead of passing as an empty container.
+ */
+static int
+message_collect(struct message_walk *walk, GMimeObject *object,
+                GMimeMultipart *parent, int index, GMimeMessage *owner,
+                unsigned depth, GError **err)
+{
+    if (depth > walk->limits->max_depth) {
+        g_set_error(err, MQ_ERROR, MQ_ERROR_LIMIT,
+                    "MIME nesting deeper than max_mime_depth (%u)",
+                    walk->limits->max_depth);
+        return -1;
+    }
+    if (walk->parts >= walk->limits->max_parts) {
+        g_set_error(err, MQ_ERROR, MQ_ERROR_LIMIT,
+                    "more MIME parts than max_mime_parts (%u)",
+                    walk->limits->max_parts);
+        return -1;
+    }
+    walk->parts++;
+
+    if (GMIME_IS_MULTIPART(object)) {
+        GMimeMultipart *multipart = GMIME_MULTIPART(object);
+        int count = g_mime_multipart_get_count(multipart);
+
+        if (count <= 0) {
+            message_add_leaf(walk, object, parent, index, owner, depth);
+            return 0;
+        }
+        for (int i = 0; i < count; i++) {
+            GMimeObject *child = g_mime_multipart_get_part(multipart, i);
+
+            if (child == NULL)
+                continue;
+            if (message_collect(walk, child, multipart, i, NULL, depth + 1, err) < 0)
+                return -1;
+        }
+        return 0;
+    }
+
+    if (GMIME_IS_MESSAGE_PART(object)) {
+        GMimeMessage *inner = g_mime_message_part_get_message(GMIME_MESSAGE_PART(object));
+        GMimeObject *inner_part = inner != NULL ? g_mime_message_get_mime_part(inner) : NULL;
+
+        /* An attached message with nothing in it is a leaf of its own, so
+         * that it is still seen (and can be replaced). */
+        if (inner_part == NULL) {
+            message_add_leaf(walk, object, parent, index, owner, depth);
+            return 0;
+        }
+        return message_collect(walk, inner_part, NULL, -1, inner, depth + 1, err);
+    }
+
+    /* GMimePart and its subclasses (text, message/partial, pkcs7-mime). */
+    message_add_leaf(walk, object, parent, index, owner, depth);
+    return 0;
+}
+
+/* "type/subtype" in lower case, valid UTF-8. Caller frees with g_free(). */
+static char *
+message_content_type(GMimeObject *object)
+{
+    GMimeContentType *ct = g_mime_object_get_content_type(object);
+    char *mime_type, *lower;
+
+    if (ct == NULL)
+        return g_strdup("application/octet-stream");
+    mime_type = g_mime_content_type_get_mime_type(ct);
+    if (mime_type == NULL)
+        return g_strdup("application/octet-stream");
+    if (!g_utf8_validate(mime_type, -1, NULL)) {
+        char *valid = g_utf8_make_valid(mime_type, -1);
+        g_free(mime_type);
+        mime_type = valid;
+    }
+    lower = g_ascii_strdown(mime_type, -1);
+    g_free(mime_type);
+    return lower;
+}
+
+/* The decoded file name (GMime undoes RFC 2231 and RFC 2047), made valid
+ * UTF-8 if the sender's bytes were not. NULL if there is none. Caller frees
+ * with g_free(). */
+static char *
+message_filename(GMimeObject *object)
+{
+    const char *name;
+
+    if (!GMIME_IS_PART(object))
+        return NULL;
+    name = g_mime_part_get_filename(GMIME_PART(object));
+    if (name == NULL)
+        return NULL;
+    if (g_utf8_validate(name, -1, NULL))
+        return g_strdup(name);
+    return g_utf8_make_valid(name, -1);
+}
+
+/*
+ * Writes the content of one leaf, transfer encoding undone, into out.
+ * The decoded size of base64, quoted-printable and uuencode is never larger
+ * than the encoded size, so this is bounded by the message size, which the
+ * caller has already limited.
+ */
+static int
+message_decode_leaf(GMimeObject *object, GMimeStream *out, unsigned index,
+                    GError **err)
+{
+    ssize_t n = 0;
+
+    if (GMIME_IS_PART(object)) {
+        GMimeDataWrapper *content = g_mime_part_get_content(GMIME_PART(object));
+
+        if (content == NULL)
+            return 0;
+        n = g_mime_data_wrapper_write_to_stream(content, out);
+    } else if (GMIME_IS_MULTIPART(object)) {
+        /* A multipart without parts: its raw prologue and epilogue. */
+        GMimeFormatOptions *fo = g_mime_format_options_new();
+
+        g_mime_format_options_set_newline_format(fo, GMIME_NEWLINE_FORMAT_UNIX);
+        n = g_mime_object_write_content_to_stream(object, fo, out);
+        g_mime_format_options_free(fo);
+    }
+    /* else: an empty message/rfc822 part; nothing to decode. */
+    if (n < 0) {
+        g_set_error(err, MQ_ERROR, MQ_ERROR_CORRUPT,
+                    "cannot decode MIME leaf %u", index);
+        return -1;
+    }
+    return 0;
+}
+
+/* Decodes one leaf of the walk and hands it to fn. Returns fn's result, or
+ * -1 if the leaf could not be decoded. */
+static int
+message_emit_leaf(const struct message_leaf_slot *slot, unsigned index,
+                  mq_message_leaf_fn *fn, void *ctx, GError **err)
+{
+    GMimeStream *stream = g_mime_stream_mem_new();
+    char *content_type = NULL, *filename = NULL;
+    struct mq_message_leaf leaf;
+    GByteArray *data;
+    int rc = -1;
+
+    if (message_decode_leaf(slot->object, stream, index, err) < 0)
+        goto out;
+    /* Borrowed from the stream; valid until it is unreferenced below. */
+    data = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(stream));
+    content_type = message_content_type(slot->object);
+    filename = message_filename(slot->object);
+    leaf.index = index;
+    leaf.depth = slot->depth;
+    leaf.content_type = content_type;
+    leaf.filename = filename;
+    rc = fn(&leaf, data->len > 0 ? (const void *)data->data : (const void *)"",
+            data->len, ctx, err);
+
+out:
+    g_free(filename);
+    g_free(content_type);
+    g_object_unref(stream);
+    return rc;
+}
+
+int
+mq_message_foreach_leaf(struct mq_message *msg,
+                        const struct mq_message_limits *limits,
+                        mq_message_leaf_fn *fn, void *ctx, GError **err)
+{
+    struct message_walk walk = { .msg = msg, .limits = limits, .parts = 0 };
+    GMimeObject *top;
+
+    if (msg == NULL || limits == NULL || fn == NULL)
+        mq_log_panic("mq_message_foreach_leaf: invalid arguments");
+
+    g_array_set_size(msg->leaves, 0);
+    top = g_mime_message_get_mime_part(msg->message);
+    if (top != NULL
+        && message_collect(&walk, top, NULL, -1, msg->message, 0, err) < 0) {
+        /* No half-built numbering may be used for a replacement. */
+        g_array_set_size(msg->leaves, 0);
+        return -1;
+    }
+
+    /* Pass 2: decode and hand out each leaf, in depth-first order. */
+    for (guint i = 0; i < msg->leaves->len; i++) {
+        if (message_emit_leaf(&g_array_index(msg->leaves, struct message_leaf_slot, i),
+                              i, fn, ctx, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/*
+ * The part that takes the place of a removed one: text/plain; charset=utf-8,
+ * inline, quoted-printable. Quoted-printable keeps ASCII readable, turns
+ * 8-bit text into 7-bit (so it survives any transport) and breaks long lines
+ * with soft line breaks. Invalid UTF-8 in text (it may quote names from the
+ * message) is repaired so that the charset label is true. Returns a new
+ * reference.
+ */
+static GMimeObject *
+message_new_text_part(const char *text)
+{
+    GMimeTextPart *part;
+    GMimeStream *stream;
+    GMimeDataWrapper *content;
+    GByteArray *buf;
+    char *valid = NULL;
+    size_t len;
+
+    if (text == NULL)
+        text = "";
+    if (!g_utf8_validate(text, -1, NULL))
+        text = valid = g_utf8_make_valid(text, -1);
+    len = strlen(text);
+    if (len >= G_MAXUINT)
+        mq_log_panic("mq_message: replacement text of %zu bytes", len);
+
+    buf = g_byte_array_sized_new(len + 1);
+    g_byte_array_append(buf, (const guint8 *)text, len);
+    /* The df file should end with a newline like any text file. */
+    if (len == 0 || text[len - 1] != '\n')
+        g_byte_array_append(buf, (const guint8 *)"\n", 1);
+    stream = g_mime_stream_mem_new_with_byte_array(buf);   /* owns buf */
+
+    part = g_mime_text_part_new_with_subtype("plain");
+    g_mime_object_set_content_type_parameter(GMIME_OBJECT(part), "charset", "utf-8");
+    g_mime_object_set_disposition(GMIME_OBJECT(part), GMIME_DISPOSITION_INLINE);
+    content = g_mime_data_wrapper_new_with_stream(stream, GMIME_CONTENT_ENCODING_DEFAULT);
+    g_mime_part_set_content(GMIME_PART(part), content);
+    g_mime_part_set_content_encoding(GMIME_PART(part), GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE);
+
+    g_object_unref(content);
+    g_object_unref(stream);
+    g_free(valid);
+    return GMIME_OBJECT(part);
+}
+
+int
+mq_message_replace_leaf(struct mq_message *msg, unsigned index,
+                        const char *text, GError **err)
+{
+    struct message_leaf_slot *slot;
+    GMimeObject *part = NULL;
+    int rc = -1;
+
+    if (msg == NULL || index >= msg->leaves->len)
+        mq_log_panic("mq_message_replace_leaf: no leaf %u (walk found %u)", index,
+                     msg != NULL ? msg->leaves->len : 0);
+    slot = &g_array_index(msg->leaves, struct message_leaf_slot, index);
+
+    /* The tree must still be as the walk left it: nobody but this module
+     * changes it, but a mismatch must never replace the wrong part. */
+    if (slot->parent != NULL) {
+        if (slot->index < 0 || slot->index >= g_mime_multipart_get_count(slot->parent)
+            || g_mime_multipart_get_part(slot->parent, slot->index) != slot->object) {
+            g_set_error(err, MQ_ERROR, MQ_ERROR_CORRUPT,
+                        "MIME leaf %u is no longer where the walk found it", index);
+            goto out;
+        }
+    } else if (slot->owner == NULL
+               || g_mime_message_get_mime_part(slot->owner) != slot->object) {
+        g_set_error(err, MQ_ERROR, MQ_ERROR_CORRUPT,
+                    "MIME leaf %u is no longer where the walk found it", index);
+        goto out;
+    }
+
+    part = message_new_text_part(text);
+    if (slot->parent != NULL) {
+        /* Returns the old part with a reference that is now ours. */
+        GMimeObject *old = g_mime_multipart_replace(slot->parent, slot->index, part);
+        g_clear_object(&old);
+    } else {
+        g_mime_message_set_mime_part(slot->owner, part);
+        if (slot->owner == msg->message)
+            msg->body_replaced = true;
+    }
+    slot->object = part;        /* borrowed from the tree from now on */
+    rc = 0;
+
+out:
+    g_clear_object(&part);
+    return rc;
+}
+
+void
+mq_message_replace_body(struct mq_message *msg, const char *text)
+{
+    GMimeObject *part;
+
+    if (msg == NULL)
+        mq_log_panic("mq_message_replace_body: NULL message");
+    part = message_new_text_part(text);
+    g_mime_message_set_mime_part(msg->message, part);
+    g_object_unref(part);
+    msg->body_replaced = true;
+    /* Every slot pointed into the tree that was just dropped. */
+    g_array_set_size(msg->leaves, 0);
+}
+
+bool
+mq_message_body_replaced(const struct mq_message *msg)
+{
+    return msg->body_replaced;
+}
+
+int
+mq_message_write_body(struct mq_message *msg, GByteArray *out, GError **err)
+{
+    GMimeFormatOptions *fo = NULL;
+    GMimeStream *stream = NULL;
+    GMimeObject *top;
+    GByteArray *written;
+    int rc = -1;
+
+    if (msg == NULL || out == NULL)
+        mq_log_panic("mq_message_write_body: invalid arguments");
+    /* GMime's parser always gives a message a part; if it ever did not,
+     * writing nothing would silently drop the body. */
+    top = g_mime_message_get_mime_part(msg->message);
+    if (top == NULL) {
+        g_set_error(err, MQ_ERROR, MQ_ERROR_CORRUPT, "message has no body part");
+        return -1;
+    }
+
+    /* Content only: the header block is the caller's (it lives in the qf
+     * file), and sendmail's df file has LF line ends. Parts that were not
+     * replaced are written from their original bytes. */
+    fo = g_mime_format_options_new();
+    g_mime_format_options_set_newline_format(fo, GMIME_NEWLINE_FORMAT_UNIX);
+    stream = g_mime_stream_mem_new();
+    if (g_mime_object_write_content_to_stream(top, fo, stream) < 0) {
+        g_set_error(err, MQ_ERROR, MQ_ERROR_IO, "cannot write the message body");
+        goto out;
+    }
+    written = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(stream));
+    if ((guint64)out->len + written->len > G_MAXUINT) {
+        g_set_error(err, MQ_ERROR, MQ_ERROR_LIMIT, "message body too large");
+        goto out;
+    }
+    if (written->len > 0)
+        g_byte_array_append(out, written->data, written->len);
+    rc = 0;
+
+out:
+    g_clear_object(&stream);
+    g_clear_pointer(&fo, g_mime_format_options_free);
+    return rc;
+}
+
+/* True for a header name we can write back as it is: RFC 5322 ftext only,
+ * so that nothing in it can end or start a header line. */
+static bool
+message_header_name_ok(const char *name)
+{
+    if (name == NULL || *name == '\0')
+        return false;
+    for (const char *p = name; *p != '\0'; p++)
+        if ((unsigned char)*p < 33 || (unsigned char)*p > 126 || *p == ':')
+            return false;
+    return true;
+}
+
+/* "Name: value" from a header as GMime holds it: the raw value loses its
+ * leading blanks and final newline, and every line break becomes "\n\t"
+ * whatever followed it, so a value can never start a header line of its own
+ * (the caller writes these into a qf file). NULL for a header whose name is
+ * not fit to be written. */
+static char *
+message_header_line(GMimeHeader *header)
+{
+    const char *name = g_mime_header_get_name(header);
+    const char *value = g_mime_header_get_raw_value(header);
+    GString *line;
+    const char *p;
+
+    if (!message_header_name_ok(name))
+        return NULL;
+    if (value == NULL)
+        value = g_mime_header_get_value(header);
+    if (value == NULL)
+        value = "";
+    line = g_string_new(name);
+    g_string_append(line, ": ");
+
+    p = value;
+    while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
+        p++;
+    while (*p != '\0') {
+        if (*p == '\r' || *p == '\n') {
+            const char *q = p;
+
+            while (*q == '\r' || *q == '\n' || *q == ' ' || *q == '\t')
+                q++;
+            if (*q == '\0')
+                break;          /* trailing newline(s) */
+            g_string_append(line, "\n\t");
+            p = q;
+            continue;
+        }
+        g_string_append_c(line, *p);
+        p++;
+    }
+    return g_string_free(line, FALSE);
+}
+
+/*
+ * The caller replaces the message's Content-* headers with these when the
+ * body was replaced. A message that had no MIME-Version header needs one
+ * once its body was replaced by a MIME part (quoted-printable), so it comes
+ * first in that case; a message that had one keeps its own, which the
+ * caller does not remove.
+ */
+GPtrArray *
+mq_message_content_headers(struct mq_message *msg)
+{
+    GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
+    GMimeObject *top;
+    GMimeHeaderList *list;
+    int count;
+
+    top = g_mime_message_get_mime_part(msg->message);
+    if (top == NULL)
+        return out;
+    if (msg->body_replaced && !msg->had_mime_version)
+        g_ptr_array_add(out, g_strdup("MIME-Version: 1.0"));
+    list = g_mime_object_get_header_list(top);
+    count = g_mime_header_list_get_count(list);
+    for (int i = 0; i < count; i++) {
+        GMimeHeader *header = g_mime_header_list_get_header_at(list, i);
+        char *line = header != NULL ? message_header_line(header) : NULL;
+
+        if (line != NULL)
+            g_ptr_array_add(out, line);
+    }
+    return out;
+}

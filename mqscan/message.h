@@ -1,0 +1,97 @@
+/* message - one mail message as GMime sees it: parse, walk the leaf parts,
+ * replace parts, and write the result back out.
+ *
+ * Public functions: mq_message_parse(), mq_message_free(),
+ * mq_message_foreach_leaf(), mq_message_replace_leaf(),
+ * mq_message_replace_body(), mq_message_body_replaced(),
+ * mq_message_write_body(), mq_message_content_headers().
+ *
+ * The message is built from the header block and the body that the caller
+ * assembles (sendmail keeps them in different files). Leaves are every
+ * non-multipart part, including the parts of attached message/rfc822
+ * messages, and every multipart that has no parts (no boundary found; its
+ * raw content is the leaf's data), numbered 0, 1, ... in depth-first
+ * order; the numbering is stable
+ * for the life of the object as long as no part is replaced, so a caller walks
+ * first, then replaces.
+ *
+ * Only message.c includes <gmime/gmime.h>.
+ *
+ * DIAGNOSTICS
+ * mq_message_parse() returns NULL with MQ_ERROR_CORRUPT when GMime cannot
+ * make a message out of the input (the caller still scans the raw bytes).
+ * mq_message_foreach_leaf() fails with MQ_ERROR_LIMIT when the MIME tree is
+ * deeper or has more parts than allowed. Bad leaf indexes panic.
+ */
+#ifndef MQSCAN_MESSAGE_H
+#define MQSCAN_MESSAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <glib.h>
+
+struct mq_message;
+
+struct mq_message_limits {
+    unsigned max_depth;         /* multipart + message/rfc822 nesting */
+    unsigned max_parts;         /* parts of any kind, in total */
+};
+
+struct mq_message_leaf {
+    unsigned index;             /* depth-first leaf number */
+    unsigned depth;             /* 0 for a single-part message */
+    const char *content_type;   /* "type/subtype", lower case */
+    const char *filename;       /* decoded (RFC 2047/2231) file name as UTF-8, or
+                                   NULL; untrusted data, never a path */
+};
+
+/* Called with each leaf's decoded content (transfer encoding undone).
+ * data is valid only during the call. Return 0 to go on, -1 (with err set)
+ * to stop the walk. */
+typedef int mq_message_leaf_fn(const struct mq_message_leaf *leaf,
+                               const void *data, size_t len,
+                               void *ctx, GError **err);
+
+/* Parses headers (an RFC 5322 header block, LF line ends, without the blank
+ * line) followed by body. Returns a new message (caller frees with
+ * mq_message_free()) or NULL with err set. */
+struct mq_message *mq_message_parse(const char *headers, size_t headers_len,
+                                    const char *body, size_t body_len,
+                                    GError **err);
+
+/* Frees *msg and sets it to NULL. NULL is allowed. */
+void mq_message_free(struct mq_message **msg);
+
+/* Walks every leaf within limits. Returns 0, or -1 with err set by the limit
+ * check (MQ_ERROR_LIMIT, checked before the leaf's content is decoded) or by
+ * fn. */
+int mq_message_foreach_leaf(struct mq_message *msg,
+                            const struct mq_message_limits *limits,
+                            mq_message_leaf_fn *fn, void *ctx, GError **err);
+
+/* Replaces leaf index (from the last walk) with a text/plain; charset=utf-8
+ * part whose content is text. Returns 0, or -1 with err if the leaf cannot
+ * be replaced in place. */
+int mq_message_replace_leaf(struct mq_message *msg, unsigned index,
+                            const char *text, GError **err);
+
+/* Replaces the whole body of the message by a text/plain; charset=utf-8
+ * part whose content is text. */
+void mq_message_replace_body(struct mq_message *msg, const char *text);
+
+/* True if the top-level part was replaced, so the message's Content-*
+ * headers must change (see mq_message_content_headers()). */
+bool mq_message_body_replaced(const struct mq_message *msg);
+
+/* Appends the body of the message (everything after the header block; LF
+ * line ends, as sendmail's df file holds it) to out. Returns 0 or -1. */
+int mq_message_write_body(struct mq_message *msg, GByteArray *out, GError **err);
+
+/* Returns the top-level part's MIME headers as "Name: value" strings
+ * (folded lines joined with "\n\t"), for use when the body was replaced;
+ * then, if the message had no MIME-Version header, "MIME-Version: 1.0" comes
+ * first. Caller frees with g_ptr_array_unref(). */
+GPtrArray *mq_message_content_headers(struct mq_message *msg);
+
+#endif

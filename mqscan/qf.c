@@ -1,0 +1,427 @@
+#include <config.h>
+
+#include <stdbool.h>
+#include <string.h>
+
+#include <glib.h>
+
+#include "mqscan/error.h"
+#include "mqscan/fsutil.h"
+#include "mqscan/log.h"
+#include "mqscan/qf.h"
+
+/* sendmail writes the macro-expansion byte (MACROEXPAND, octal 201) into
+ * headers it fills in at delivery time, such as Return-Path. */
+#define QF_MACRO_BYTE '\201'
+
+struct qf_record {
+    char type;          /* first byte of the line */
+    char *value;        /* rest of the line, continuation lines joined by "\n" */
+    bool deleted;
+    /* H records */
+    char *hname;        /* field name */
+    const char *hvalue; /* into value: after "Name:" */
+    /* R records */
+    char *rflags;
+    char *raddr;
+};
+
+struct mq_qf {
+    GPtrArray *records;         /* struct qf_record *, in file order */
+    GPtrArray *headers;         /* borrowed struct qf_record *, live H records */
+    GPtrArray *rcpts;           /* borrowed struct qf_record *, R records */
+    char *sender;
+    time_t ctime;
+    const char *body_type;      /* into a B record */
+};
+
+static void
+qf_record_free(gpointer p)
+{
+    struct qf_record *r = p;
+    g_free(r->value);
+    g_free(r->hname);
+    g_free(r->rflags);
+    g_free(r->raddr);
+    g_free(r);
+}
+
+static char *
+qf_strip_angles(const char *s)
+{
+    size_t n = strlen(s);
+    if (n >= 2 && s[0] == '<' && s[n - 1] == '>')
+        return g_strndup(s + 1, n - 2);
+    return g_strdup(s);
+}
+
+/* "?flags?Name: value" -> name and value pointer. Returns false if there is
+ * no field name. */
+static bool
+qf_split_header(struct qf_record *r)
+{
+    const char *p = r->value, *colon;
+
+    if (*p == '?') {
+        const char *end = strchr(p + 1, '?');
+        if (end == NULL)
+            return false;
+        p = end + 1;
+    }
+    colon = strchr(p, ':');
+    if (colon == NULL || colon == p)
+        return false;
+    for (const char *q = p; q < colon; q++) {
+        if ((unsigned char)*q <= ' ' || (unsigned char)*q >= 0x7f)
+            return false;
+    }
+    r->hname = g_strndup(p, (size_t)(colon - p));
+    r->hvalue = colon + 1;
+    return true;
+}
+
+/* "PFD:<addr>" -> flags "PFD", address "addr". Flags are letters only; an
+ * address may itself hold ':' (source routes), so only a leading run of
+ * letters followed by ':' counts as flags. */
+static void
+qf_split_rcpt(struct qf_record *r)
+{
+    const char *p = r->value;
+    size_t n = 0;
+
+    while (g_ascii_isalpha(p[n]))
+        n++;
+    if (p[n] == ':') {
+        r->rflags = g_strndup(p, n);
+        r->raddr = qf_strip_angles(p + n + 1);
+    } else {
+        r->rflags = g_strdup("");
+        r->raddr = qf_strip_angles(p);
+    }
+}
+
+static void
+qf_index(struct mq_qf *qf)
+{
+    g_ptr_array_set_size(qf->headers, 0);
+    for (guint i = 0; i < qf->records->len; i++) {
+        struct qf_record *r = g_ptr_array_index(qf->records, i);
+        if (r->type == 'H' && !r->deleted)
+            g_ptr_array_add(qf->headers, r);
+    }
+}
+
+static struct mq_qf *
+qf_fail(struct mq_qf *qf, GError **err, const char *why)
+{
+    g_set_error(err, MQ_ERROR, MQ_ERROR_CORRUPT, "bad qf file: %s", why);
+    mq_qf_free(&qf);
+    return NULL;
+}
+
+struct mq_qf *
+mq_qf_parse(const char *buf, size_t len, GError **err)
+{
+    struct mq_qf *qf;
+    struct qf_record *last = NULL;
+    const char *p = buf, *end = buf + len;
+    bool ended = false, have_version = false;
+    uint64_t num;
+
+    qf = g_new0(struct mq_qf, 1);
+    qf->records = g_ptr_array_new_with_free_func(qf_record_free);
+    qf->headers = g_ptr_array_new();
+    qf->rcpts = g_ptr_array_new();
+
+    if (len > MQ_QF_MAX_SIZE)
+        return qf_fail(qf, err, "larger than the limit");
+    if (memchr(buf, '\0', len) != NULL)
+        return qf_fail(qf, err, "contains NUL bytes");
+
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *line_end = nl ? nl : end;
+        size_t n = (size_t)(line_end - p);
+
+        if (ended)
+            return qf_fail(qf, err, "data after the end record");
+        if (n == 0)
+            return qf_fail(qf, err, "empty line");
+        if (*p == ' ' || *p == '\t') {
+            char *joined;
+            if (last == NULL)
+                return qf_fail(qf, err, "continuation line before any record");
+            joined = g_strdup_printf("%s\n%.*s", last->value, (int)n, p);
+            g_free(last->value);
+            last->value = joined;
+        } else if (*p == '.' && n == 1) {
+            if (nl == NULL)
+                return qf_fail(qf, err, "end record without a newline (incomplete file)");
+            ended = true;
+            last = NULL;
+        } else {
+            last = g_new0(struct qf_record, 1);
+            last->type = *p;
+            last->value = g_strndup(p + 1, n - 1);
+            g_ptr_array_add(qf->records, last);
+            if (qf->records->len == 1 && last->type != 'V')
+                return qf_fail(qf, err, "does not start with a version record");
+        }
+        if (nl == NULL)
+            break;
+        p = nl + 1;
+    }
+    if (!ended)
+        return qf_fail(qf, err, "no end record (incomplete file)");
+
+    for (guint i = 0; i < qf->records->len; i++) {
+        struct qf_record *r = g_ptr_array_index(qf->records, i);
+        switch (r->type) {
+        case 'V':
+            if (strcmp(r->value, "8") != 0)
+                return qf_fail(qf, err, "unsupported version (only version 8 is read)");
+            have_version = true;
+            break;
+        case 'T':
+            if (!mq_fs_parse_uint(r->value, 0, G_MAXINT64, &num))
+                return qf_fail(qf, err, "bad creation time");
+            qf->ctime = (time_t)num;
+            break;
+        case 'S':
+            if (qf->sender != NULL)
+                return qf_fail(qf, err, "two sender records");
+            qf->sender = qf_strip_angles(r->value);
+            break;
+        case 'R':
+            qf_split_rcpt(r);
+            g_ptr_array_add(qf->rcpts, r);
+            break;
+        case 'H':
+            if (!qf_split_header(r))
+                return qf_fail(qf, err, "header record without a field name");
+            break;
+        case 'B':
+            qf->body_type = r->value;
+            break;
+        default:
+            break;
+        }
+    }
+    if (!have_version)
+        return qf_fail(qf, err, "no version record");
+    if (qf->sender == NULL)
+        return qf_fail(qf, err, "no sender record");
+    if (qf->rcpts->len == 0)
+        return qf_fail(qf, err, "no recipients");
+    qf_index(qf);
+    return qf;
+}
+
+void
+mq_qf_free(struct mq_qf **qfp)
+{
+    struct mq_qf *qf = *qfp;
+
+    if (qf == NULL)
+        return;
+    g_ptr_array_unref(qf->headers);
+    g_ptr_array_unref(qf->rcpts);
+    g_ptr_array_unref(qf->records);
+    g_free(qf->sender);
+    g_free(qf);
+    *qfp = NULL;
+}
+
+const char *
+mq_qf_sender(const struct mq_qf *qf)
+{
+    return qf->sender;
+}
+
+size_t
+mq_qf_rcpt_count(const struct mq_qf *qf)
+{
+    return qf->rcpts->len;
+}
+
+const char *
+mq_qf_rcpt(const struct mq_qf *qf, size_t i, const char **flags_r)
+{
+    struct qf_record *r;
+
+    if (i >= qf->rcpts->len)
+        mq_log_panic("mq_qf_rcpt: index %zu out of range", i);
+    r = g_ptr_array_index(qf->rcpts, i);
+    if (flags_r != NULL)
+        *flags_r = r->rflags;
+    return r->raddr;
+}
+
+time_t
+mq_qf_ctime(const struct mq_qf *qf)
+{
+    return qf->ctime;
+}
+
+const char *
+mq_qf_body_type(const struct mq_qf *qf)
+{
+    return qf->body_type;
+}
+
+const char *
+mq_qf_macro(const struct mq_qf *qf, const char *name)
+{
+    char *key;
+    size_t klen;
+    const char *found = NULL;
+
+    /* One-letter macros are stored as "$xvalue", long ones as "${name}value". */
+    if (name[0] == '{' || strlen(name) == 1)
+        key = g_strdup(name);
+    else
+        key = g_strdup_printf("{%s}", name);
+    klen = strlen(key);
+    for (guint i = 0; i < qf->records->len && found == NULL; i++) {
+        struct qf_record *r = g_ptr_array_index(qf->records, i);
+        if (r->type == '$' && strncmp(r->value, key, klen) == 0)
+            found = r->value + klen;
+    }
+    g_free(key);
+    return found;
+}
+
+size_t
+mq_qf_header_count(const struct mq_qf *qf)
+{
+    return qf->headers->len;
+}
+
+void
+mq_qf_header(const struct mq_qf *qf, size_t i, const char **name_r, const char **value_r)
+{
+    struct qf_record *r;
+
+    if (i >= qf->headers->len)
+        mq_log_panic("mq_qf_header: index %zu out of range", i);
+    r = g_ptr_array_index(qf->headers, i);
+    *name_r = r->hname;
+    *value_r = r->hvalue;
+}
+
+const char *
+mq_qf_find_header(const struct mq_qf *qf, const char *name)
+{
+    for (guint i = 0; i < qf->headers->len; i++) {
+        struct qf_record *r = g_ptr_array_index(qf->headers, i);
+        if (g_ascii_strcasecmp(r->hname, name) == 0)
+            return r->hvalue;
+    }
+    return NULL;
+}
+
+size_t
+mq_qf_remove_headers(struct mq_qf *qf, const char *prefix)
+{
+    size_t n = strlen(prefix), removed = 0;
+
+    for (guint i = 0; i < qf->headers->len; i++) {
+        struct qf_record *r = g_ptr_array_index(qf->headers, i);
+        if (g_ascii_strncasecmp(r->hname, prefix, n) == 0) {
+            r->deleted = true;
+            removed++;
+        }
+    }
+    qf_index(qf);
+    return removed;
+}
+
+void
+mq_qf_add_header(struct mq_qf *qf, const char *name, const char *value)
+{
+    struct qf_record *r;
+    GString *v;
+
+    for (const char *p = name; *p != '\0'; p++) {
+        if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f || *p == ':')
+            mq_log_panic("mq_qf_add_header: bad field name");
+    }
+    if (*name == '\0')
+        mq_log_panic("mq_qf_add_header: empty field name");
+
+    v = g_string_new("??");
+    g_string_append_printf(v, "%s: ", name);
+    for (const char *p = value; *p != '\0' && v->len < MQ_QF_HEADER_MAX + strlen(name) + 4; p++) {
+        unsigned char c = (unsigned char)*p;
+        g_string_append_c(v, (c < ' ' || c >= 0x7f) ? '?' : (char)c);
+    }
+    r = g_new0(struct qf_record, 1);
+    r->type = 'H';
+    r->value = g_string_free(v, FALSE);
+    qf_split_header(r);
+
+    /* After the last header record, so headers stay together and in order. */
+    guint pos = qf->records->len;
+    for (guint i = qf->records->len; i > 0; i--) {
+        struct qf_record *h = g_ptr_array_index(qf->records, i - 1);
+        if (h->type == 'H') {
+            pos = i;
+            break;
+        }
+    }
+    g_ptr_array_insert(qf->records, (gint)pos, r);
+    qf_index(qf);
+}
+
+void
+mq_qf_replace_content_headers(struct mq_qf *qf, GPtrArray *headers)
+{
+    mq_qf_remove_headers(qf, "Content-");
+    for (guint i = 0; i < headers->len; i++) {
+        const char *h = g_ptr_array_index(headers, i);
+        const char *colon = strchr(h, ':');
+        char *name;
+        if (colon == NULL || colon == h)
+            mq_log_panic("mq_qf_replace_content_headers: \"%s\" is not a header", h);
+        name = g_strndup(h, (size_t)(colon - h));
+        mq_qf_add_header(qf, name, colon[1] == ' ' ? colon + 2 : colon + 1);
+        g_free(name);
+    }
+}
+
+void
+mq_qf_headers_text(const struct mq_qf *qf, GString *out)
+{
+    for (guint i = 0; i < qf->headers->len; i++) {
+        struct qf_record *r = g_ptr_array_index(qf->headers, i);
+        if (strchr(r->hvalue, QF_MACRO_BYTE) != NULL)
+            continue;
+        g_string_append_printf(out, "%s:%s\n", r->hname, r->hvalue);
+    }
+}
+
+void
+mq_qf_format(const struct mq_qf *qf, unsigned flags, GString *out)
+{
+    bool fresh = (flags & MQ_QF_FORMAT_NEW_ENTRY) != 0;
+
+    for (guint i = 0; i < qf->records->len; i++) {
+        struct qf_record *r = g_ptr_array_index(qf->records, i);
+        if (r->deleted)
+            continue;
+        if (fresh && (r->type == 'I' || r->type == 'd'))
+            continue;
+        if (fresh && r->type == 'K') {
+            g_string_append(out, "K0\n");
+            continue;
+        }
+        if (fresh && r->type == 'N') {
+            g_string_append(out, "N0\n");
+            continue;
+        }
+        g_string_append_c(out, r->type);
+        g_string_append(out, r->value);
+        g_string_append_c(out, '\n');
+    }
+    g_string_append(out, ".\n");
+}

@@ -1,0 +1,104 @@
+/* qf - sendmail queue control files (format version 8): parse, edit, format.
+ *
+ * Public functions: mq_qf_parse(), mq_qf_free(), mq_qf_sender(),
+ * mq_qf_rcpt_count(), mq_qf_rcpt(), mq_qf_ctime(), mq_qf_body_type(),
+ * mq_qf_macro(), mq_qf_header_count(), mq_qf_header(), mq_qf_find_header(),
+ * mq_qf_remove_headers(), mq_qf_add_header(), mq_qf_replace_content_headers(),
+ * mq_qf_headers_text(), mq_qf_format().
+ *
+ * A qf file is a list of records, one per line, the first byte saying what
+ * the record is (V version, T creation time, S sender, R recipient, H header,
+ * $ macro, "." end, ...); lines that begin with a space or a TAB continue the
+ * record before them. The parser keeps every record in order, byte for byte,
+ * so that formatting an unedited qf gives back the input, and a record it does
+ * not interpret is carried through unchanged. Only qf.c knows the layout.
+ *
+ * This module does no I/O; see queue.h for files and locks.
+ *
+ * DIAGNOSTICS
+ * mq_qf_parse() returns NULL with MQ_ERROR_CORRUPT (and a reason a
+ * postmaster can act on) for anything that is not a complete version 8 qf:
+ * no "." end record, NUL bytes, no sender, no recipient, an unknown version.
+ * Index arguments out of range panic.
+ */
+#ifndef MQSCAN_QF_H
+#define MQSCAN_QF_H
+
+#include <stddef.h>
+#include <time.h>
+
+#include <glib.h>
+
+struct mq_qf;
+
+/* Largest qf accepted (many recipients and long headers fit easily). */
+#define MQ_QF_MAX_SIZE (16u * 1024 * 1024)
+/* Longest header value mq_qf_add_header() writes, as RFC 5322's line limit. */
+#define MQ_QF_HEADER_MAX 998
+
+/* Parses len bytes of buf. Returns a new qf (caller frees with mq_qf_free())
+ * or NULL with err set. */
+struct mq_qf *mq_qf_parse(const char *buf, size_t len, GError **err);
+
+/* Frees *qf and sets it to NULL. NULL is allowed. */
+void mq_qf_free(struct mq_qf **qf);
+
+/* Envelope sender without the angle brackets ("" for the null sender).
+ * Borrowed from qf. */
+const char *mq_qf_sender(const struct mq_qf *qf);
+
+/* Recipients (R records), in order. mq_qf_rcpt() returns the address
+ * without angle brackets and, if flags_r is not NULL, the flag letters before
+ * the ':' ("PFD"). Both borrowed from qf. */
+size_t mq_qf_rcpt_count(const struct mq_qf *qf);
+const char *mq_qf_rcpt(const struct mq_qf *qf, size_t i, const char **flags_r);
+
+/* T record: when the message was queued. */
+time_t mq_qf_ctime(const struct mq_qf *qf);
+/* B record ("8BITMIME", "7BIT") or NULL. Borrowed. */
+const char *mq_qf_body_type(const struct mq_qf *qf);
+/* Value of macro name ("_" is the client, "r" the protocol, "{daemon_flags}"
+ * a long one) or NULL. Borrowed. */
+const char *mq_qf_macro(const struct mq_qf *qf, const char *name);
+
+/* Headers (H records) in order. mq_qf_header() gives the name and the value
+ * (continuation lines joined by "\n\t" as stored; leading blanks after the
+ * colon kept) with sendmail's "?flags?" prefix removed. Borrowed. */
+size_t mq_qf_header_count(const struct mq_qf *qf);
+void mq_qf_header(const struct mq_qf *qf, size_t i, const char **name_r, const char **value_r);
+/* Value of the first header called name (any case), or NULL. Borrowed. */
+const char *mq_qf_find_header(const struct mq_qf *qf, const char *name);
+
+/* Removes every header whose name starts with prefix (any case), e.g.
+ * "X-mqscan" so that nobody outside can pre-stamp a message. Returns how
+ * many were removed. */
+size_t mq_qf_remove_headers(struct mq_qf *qf, const char *prefix);
+
+/* Appends a header after the existing ones. name must be a valid field name
+ * (panics otherwise: names are ours, never the attacker's). value may carry
+ * untrusted text: control characters (CR and LF included), bytes 0x80 and
+ * above (sendmail's macro bytes) are replaced by '?', and it is cut to
+ * MQ_QF_HEADER_MAX bytes. */
+void mq_qf_add_header(struct mq_qf *qf, const char *name, const char *value);
+
+/* Replaces the top-level MIME headers (Content-*, MIME-Version is kept) by
+ * headers, an array of "Name: value" strings (from a rebuilt body). */
+void mq_qf_replace_content_headers(struct mq_qf *qf, GPtrArray *headers);
+
+/* Appends the message's header block as a mail reader would see it (no
+ * "?flags?", continuation lines kept, LF line ends, no trailing blank line) to
+ * out. Headers still holding sendmail macros (such as Return-Path) are left
+ * out: they are filled in at delivery. */
+void mq_qf_headers_text(const struct mq_qf *qf, GString *out);
+
+enum mq_qf_format_flags {
+    /* For a new queue entry: delivery attempts and last-attempt time reset
+     * (N0, K0), and records that tie the qf to the old df file (I: inode,
+     * d: data file directory) dropped. */
+    MQ_QF_FORMAT_NEW_ENTRY = 1 << 0,
+};
+
+/* Appends the qf, with edits, to out. */
+void mq_qf_format(const struct mq_qf *qf, unsigned flags, GString *out);
+
+#endif

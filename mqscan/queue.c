@@ -1,0 +1,431 @@
+#include <config.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <glib.h>
+
+#include "mqscan/error.h"
+#include "mqscan/fsutil.h"
+#include "mqscan/log.h"
+#include "mqscan/queue.h"
+
+/* An empty qf is sendmail's placeholder while it writes tfID; if sendmail
+ * died at that moment the placeholder stays unlocked. Give it this long
+ * before calling it corrupt. */
+#define QUEUE_PLACEHOLDER_GRACE 300
+
+struct mq_queue {
+    char *path;
+    int dirfd;
+};
+
+struct mq_queue_entry {
+    char id[MQ_ID_MAX + 1];
+    int qf_fd;                  /* holds the flock */
+    time_t mtime;
+    char *qf_raw;
+    size_t qf_len;
+    char *df;
+    size_t df_len;
+    struct mq_qf *qf;
+    GError *problem;
+    bool have_df;               /* the df file exists (hold must move it) */
+};
+
+static void
+queue_name(char *buf, size_t size, char kind, const char *id)
+{
+    if (!mq_fs_id_ok(id))
+        mq_log_panic("queue: invalid queue id used as a file name");
+    g_snprintf(buf, size, "%cf%s", kind, id);
+}
+
+struct mq_queue *
+mq_queue_open(const char *path, GError **err)
+{
+    struct mq_queue *q;
+    int fd = mq_fs_open_dir(path, err);
+
+    if (fd < 0)
+        return NULL;
+    q = g_new0(struct mq_queue, 1);
+    q->path = g_strdup(path);
+    q->dirfd = fd;
+    return q;
+}
+
+void
+mq_queue_free(struct mq_queue **queue)
+{
+    struct mq_queue *q = *queue;
+
+    if (q == NULL)
+        return;
+    close(q->dirfd);
+    g_free(q->path);
+    g_free(q);
+    *queue = NULL;
+}
+
+const char *
+mq_queue_path(const struct mq_queue *queue)
+{
+    return queue->path;
+}
+
+int
+mq_queue_list(struct mq_queue *queue, GPtrArray *ids, GError **err)
+{
+    DIR *dir;
+    struct dirent *de;
+    int fd = openat(queue->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+    if (fd < 0 || (dir = fdopendir(fd)) == NULL) {
+        int saved = errno;
+        if (fd >= 0)
+            close(fd);
+        g_set_error(err, MQ_ERROR, mq_error_from_errno(saved), "list %s: %s",
+                    queue->path, g_strerror(saved));
+        return -1;
+    }
+    while ((errno = 0, de = readdir(dir)) != NULL) {
+        if (de->d_name[0] == 'q' && de->d_name[1] == 'f' && mq_fs_id_ok(de->d_name + 2))
+            g_ptr_array_add(ids, g_strdup(de->d_name + 2));
+    }
+    closedir(dir);
+    return 0;
+}
+
+int
+mq_queue_stat(struct mq_queue *queue, const char *id, uint64_t *size_r, time_t *mtime_r)
+{
+    char name[MQ_ID_MAX + 3];
+    struct stat st;
+    uint64_t size;
+
+    queue_name(name, sizeof(name), 'q', id);
+    if (fstatat(queue->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return -1;
+    size = (uint64_t)st.st_size;
+    *mtime_r = st.st_mtime;
+    queue_name(name, sizeof(name), 'd', id);
+    if (fstatat(queue->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+        size += (uint64_t)st.st_size;
+    *size_r = size;
+    return 0;
+}
+
+static void
+queue_entry_set_problem(struct mq_queue_entry *e, GError *problem)
+{
+    mq_qf_free(&e->qf);
+    g_clear_pointer(&e->qf_raw, g_free);
+    g_clear_pointer(&e->df, g_free);
+    e->problem = problem;
+}
+
+struct mq_queue_entry *
+mq_queue_claim(struct mq_queue *queue, const char *id, size_t max_size, GError **err)
+{
+    struct mq_queue_entry *e;
+    char name[MQ_ID_MAX + 3];
+    struct stat st_fd, st_path;
+    GError *problem = NULL;
+    int df_fd = -1;
+
+    e = g_new0(struct mq_queue_entry, 1);
+    g_strlcpy(e->id, id, sizeof(e->id));
+    queue_name(name, sizeof(name), 'q', id);
+    /* O_NONBLOCK: a FIFO planted under a qf name must not hang us. */
+    e->qf_fd = openat(queue->dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    if (e->qf_fd < 0 && errno == ELOOP) {
+        /* sendmail never makes one: somebody planted it. Hold the link
+         * itself (rename never follows it); retrying would not help. */
+        g_set_error(&problem, MQ_ERROR, MQ_ERROR_CORRUPT, "%s is a symbolic link", name);
+        goto problem;
+    }
+    if (e->qf_fd < 0) {
+        int saved = errno;
+        g_set_error(err, MQ_ERROR, saved == ENOENT ? MQ_ERROR_TEMP : mq_error_from_errno(saved),
+                    "%s: open %s: %s", id, name, g_strerror(saved));
+        goto fail;
+    }
+    if (flock(e->qf_fd, LOCK_EX | LOCK_NB) < 0) {
+        int saved = errno;
+        g_set_error(err, MQ_ERROR, saved == EWOULDBLOCK ? MQ_ERROR_TEMP : MQ_ERROR_IO,
+                    "%s: %s", id, saved == EWOULDBLOCK ? "locked by another process"
+                                                       : g_strerror(saved));
+        goto fail;
+    }
+    /* sendmail renames tfID over the placeholder qfID; if that happened
+     * between our open and our flock we locked a file nobody sees any more. */
+    if (fstat(e->qf_fd, &st_fd) < 0 ||
+        fstatat(queue->dirfd, name, &st_path, AT_SYMLINK_NOFOLLOW) < 0 ||
+        st_fd.st_ino != st_path.st_ino || st_fd.st_dev != st_path.st_dev) {
+        g_set_error(err, MQ_ERROR, MQ_ERROR_TEMP, "%s: qf file replaced while claiming", id);
+        goto fail;
+    }
+    e->mtime = st_fd.st_mtime;
+    if (S_ISREG(st_fd.st_mode) && st_fd.st_size == 0 &&
+        time(NULL) - st_fd.st_mtime < QUEUE_PLACEHOLDER_GRACE) {
+        g_set_error(err, MQ_ERROR, MQ_ERROR_TEMP, "%s: qf file still empty", id);
+        goto fail;
+    }
+
+    if (mq_fs_read_fd(e->qf_fd, MQ_QF_MAX_SIZE, &e->qf_raw, &e->qf_len, &problem) < 0)
+        goto problem;
+    e->qf = mq_qf_parse(e->qf_raw, e->qf_len, &problem);
+    if (e->qf == NULL)
+        goto problem;
+
+    queue_name(name, sizeof(name), 'd', id);
+    df_fd = openat(queue->dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    if (df_fd < 0) {
+        int saved = errno;
+        if (saved == ENOENT || saved == ELOOP) {
+            g_set_error(&problem, MQ_ERROR, MQ_ERROR_CORRUPT, "data file %s: %s",
+                        name, saved == ENOENT ? "missing" : "is a symbolic link");
+            goto problem;
+        }
+        g_set_error(err, MQ_ERROR, mq_error_from_errno(saved), "%s: open %s: %s",
+                    id, name, g_strerror(saved));
+        goto fail;
+    }
+    e->have_df = true;
+    if (mq_fs_read_fd(df_fd, max_size > e->qf_len ? max_size - e->qf_len : 0,
+                      &e->df, &e->df_len, &problem) < 0)
+        goto problem;
+    close(df_fd);
+    return e;
+
+problem:
+    if (df_fd >= 0)
+        close(df_fd);
+    if (!e->have_df) {
+        queue_name(name, sizeof(name), 'd', id);
+        e->have_df = faccessat(queue->dirfd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+    }
+    queue_entry_set_problem(e, problem);
+    return e;
+
+fail:
+    if (df_fd >= 0)
+        close(df_fd);
+    mq_queue_entry_free(&e);
+    return NULL;
+}
+
+void
+mq_queue_entry_free(struct mq_queue_entry **entry)
+{
+    struct mq_queue_entry *e = *entry;
+
+    if (e == NULL)
+        return;
+    if (e->qf_fd >= 0)
+        close(e->qf_fd);        /* drops the flock */
+    mq_qf_free(&e->qf);
+    g_free(e->qf_raw);
+    g_free(e->df);
+    g_clear_error(&e->problem);
+    g_free(e);
+    *entry = NULL;
+}
+
+const char *
+mq_queue_entry_id(const struct mq_queue_entry *entry)
+{
+    return entry->id;
+}
+
+const GError *
+mq_queue_entry_problem(const struct mq_queue_entry *entry)
+{
+    return entry->problem;
+}
+
+struct mq_qf *
+mq_queue_entry_qf(struct mq_queue_entry *entry)
+{
+    return entry->qf;
+}
+
+const char *
+mq_queue_entry_qf_raw(const struct mq_queue_entry *entry, size_t *len_r)
+{
+    *len_r = entry->qf_len;
+    return entry->qf_raw;
+}
+
+const char *
+mq_queue_entry_df(const struct mq_queue_entry *entry, size_t *len_r)
+{
+    *len_r = entry->df_len;
+    return entry->df;
+}
+
+time_t
+mq_queue_entry_mtime(const struct mq_queue_entry *entry)
+{
+    return entry->mtime;
+}
+
+/* Is outgoing qfID our own earlier result for this message? Same creation
+ * time and sender: queue IDs embed time and process ID, so a different
+ * message with the same ID, creation second and sender does not happen. */
+static bool
+queue_is_own_result(struct mq_queue *out, const char *qfname, const struct mq_qf *qf)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    struct mq_qf *old = NULL;
+    bool same = false;
+    int fd = openat(out->dirfd, qfname, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+
+    if (fd < 0)
+        return false;
+    if (mq_fs_read_fd(fd, MQ_QF_MAX_SIZE, &buf, &len, NULL) == 0 &&
+        (old = mq_qf_parse(buf, len, NULL)) != NULL)
+        same = mq_qf_ctime(old) == mq_qf_ctime(qf) &&
+               strcmp(mq_qf_sender(old), mq_qf_sender(qf)) == 0;
+    mq_qf_free(&old);
+    g_free(buf);
+    close(fd);
+    return same;
+}
+
+int
+mq_queue_write(struct mq_queue *out, const char *id, const struct mq_qf *qf,
+               const void *df, size_t df_len, char **id_r, gboolean *dup_r,
+               GError **err)
+{
+    char newid[MQ_ID_MAX + 1], qfname[MQ_ID_MAX + 3], dfname[MQ_ID_MAX + 3],
+         tfname[MQ_ID_MAX + 3];
+    GString *text = NULL;
+    int rc = -1;
+
+    *dup_r = FALSE;
+    *id_r = NULL;
+    g_strlcpy(newid, id, sizeof(newid));
+    for (unsigned attempt = 0;; attempt++) {
+        queue_name(qfname, sizeof(qfname), 'q', newid);
+        if (faccessat(out->dirfd, qfname, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
+            break;
+        if (queue_is_own_result(out, qfname, qf)) {
+            *dup_r = TRUE;
+            *id_r = g_strdup(newid);
+            return 0;
+        }
+        if (attempt >= 26 || strlen(id) + 1 > MQ_ID_MAX) {
+            g_set_error(err, MQ_ERROR, MQ_ERROR_IO, "%s: no free queue ID in %s", id, out->path);
+            return -1;
+        }
+        g_snprintf(newid, sizeof(newid), "%s%c", id, 'A' + attempt);
+    }
+    queue_name(dfname, sizeof(dfname), 'd', newid);
+    queue_name(tfname, sizeof(tfname), 't', newid);
+
+    /* A df without its qf can only be ours, from a run that died between
+     * the two writes (sendmail removes a df before its qf). */
+    if (unlinkat(out->dirfd, dfname, 0) < 0 && errno != ENOENT) {
+        g_set_error(err, MQ_ERROR, mq_error_from_errno(errno), "%s: unlink stale %s: %s",
+                    id, dfname, g_strerror(errno));
+        return -1;
+    }
+    if (mq_fs_write_new(out->dirfd, dfname, df, df_len, MQ_FS_SYNC, err) < 0)
+        return -1;
+    text = g_string_sized_new(4096);
+    mq_qf_format(qf, MQ_QF_FORMAT_NEW_ENTRY, text);
+    if (mq_fs_write_atomic(out->dirfd, tfname, qfname, text->str, text->len, err) < 0) {
+        unlinkat(out->dirfd, dfname, 0);
+        goto done;
+    }
+    *id_r = g_strdup(newid);
+    rc = 0;
+done:
+    g_string_free(text, TRUE);
+    return rc;
+}
+
+int
+mq_queue_remove(struct mq_queue *queue, struct mq_queue_entry *entry, GError **err)
+{
+    char name[MQ_ID_MAX + 3];
+
+    queue_name(name, sizeof(name), 'q', entry->id);
+    if (unlinkat(queue->dirfd, name, 0) < 0 && errno != ENOENT) {
+        g_set_error(err, MQ_ERROR, mq_error_from_errno(errno), "%s: unlink %s: %s",
+                    entry->id, name, g_strerror(errno));
+        return -1;
+    }
+    queue_name(name, sizeof(name), 'd', entry->id);
+    if (unlinkat(queue->dirfd, name, 0) < 0 && errno != ENOENT)
+        mq_log_warn("%s: unlink %s: %s (the message itself is done)", entry->id, name,
+                    g_strerror(errno));
+    return mq_fs_fsync_dir(queue->dirfd, err);
+}
+
+int
+mq_queue_hold(struct mq_queue *queue, struct mq_queue_entry *entry,
+              const char *hold_path, const char *reason, GError **err)
+{
+    char src[MQ_ID_MAX + 3], base[MQ_ID_MAX + 8], dst[MQ_ID_MAX + 16];
+    char tmp[MQ_ID_MAX + 24];
+    GString *why = NULL;
+    char *clean = NULL;
+    bool exists = false;
+    int holdfd, rc = -1;
+
+    holdfd = mq_fs_open_dir(hold_path, err);
+    if (holdfd < 0)
+        return -1;
+
+    /* Pick a base name free for all three files. */
+    for (unsigned n = 0;; n++) {
+        if (n == 0)
+            g_strlcpy(base, entry->id, sizeof(base));
+        else
+            g_snprintf(base, sizeof(base), "%s-%u", entry->id, n);
+        g_snprintf(dst, sizeof(dst), "qf%s", base);
+        if (faccessat(holdfd, dst, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
+            break;
+        if (n >= 999) {
+            g_set_error(err, MQ_ERROR, MQ_ERROR_IO, "%s: no free name in %s", entry->id, hold_path);
+            goto done;
+        }
+    }
+
+    clean = mq_log_sanitize(reason, 1024);
+    why = g_string_new(NULL);
+    g_string_append_printf(why, "id: %s\nreason: %s\ntime: %lld\nend\n", entry->id, clean,
+                           (long long)time(NULL));
+    g_snprintf(dst, sizeof(dst), "%s.reason", base);
+    g_snprintf(tmp, sizeof(tmp), ".%s.reason.tmp", base);
+    if (mq_fs_write_atomic(holdfd, tmp, dst, why->str, why->len, err) < 0)
+        goto done;
+
+    /* df first: a qf left behind without its df is held on the next pass. */
+    if (entry->have_df) {
+        queue_name(src, sizeof(src), 'd', entry->id);
+        g_snprintf(dst, sizeof(dst), "df%s", base);
+        if (mq_fs_move(queue->dirfd, src, holdfd, dst, &exists, err) < 0)
+            goto done;
+    }
+    queue_name(src, sizeof(src), 'q', entry->id);
+    g_snprintf(dst, sizeof(dst), "qf%s", base);
+    if (mq_fs_move(queue->dirfd, src, holdfd, dst, &exists, err) < 0)
+        goto done;
+    rc = 0;
+done:
+    if (why != NULL)
+        g_string_free(why, TRUE);
+    g_free(clean);
+    close(holdfd);
+    return rc;
+}

@@ -1,0 +1,98 @@
+/* queue - sendmail queue directories: list, claim, write, remove, hold.
+ *
+ * Public functions: mq_queue_open(), mq_queue_free(), mq_queue_path(),
+ * mq_queue_list(), mq_queue_stat(), mq_queue_claim(), mq_queue_entry_*(),
+ * mq_queue_write(), mq_queue_remove(), mq_queue_hold().
+ *
+ * Claiming a message takes the lock sendmail itself uses: flock(LOCK_EX|
+ * LOCK_NB) on the qf file. A qf that sendmail still holds (being received, or
+ * the empty placeholder it creates before renaming tf to qf) is skipped, and
+ * the lock is kept until the entry is freed, so sendmail and mqscand never
+ * work on one message at once. Nothing is ever renamed away from the incoming
+ * queue before its successor is durable: after a crash the lock goes with the
+ * process and the message is simply claimed again.
+ *
+ * Writing to the outgoing queue follows sendmail's own order: the df file
+ * (created exclusively, fsynced), then the qf written as tfID, fsynced and
+ * renamed to qfID, then the directory fsynced. Only queue IDs that pass
+ * mq_fs_id_ok() become file names.
+ *
+ * DIAGNOSTICS
+ * Failures are returned: MQ_ERROR_TEMP for "not now" (locked, vanished, disk
+ * full), MQ_ERROR_CORRUPT for files that will never parse, MQ_ERROR_LIMIT
+ * for messages over max_message_size, MQ_ERROR_IO otherwise.
+ */
+#ifndef MQSCAN_QUEUE_H
+#define MQSCAN_QUEUE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <glib.h>
+
+#include "mqscan/qf.h"
+
+struct mq_queue;
+struct mq_queue_entry;
+
+/* Opens the queue directory path. Returns a new queue (caller frees with
+ * mq_queue_free()) or NULL with err set. */
+struct mq_queue *mq_queue_open(const char *path, GError **err);
+void mq_queue_free(struct mq_queue **queue);
+/* Borrowed. */
+const char *mq_queue_path(const struct mq_queue *queue);
+
+/* Appends the ID of every qf file whose ID is valid to ids (g_free'd
+ * strings; give an array made with g_ptr_array_new_with_free_func(g_free)).
+ * Names that are not valid IDs are skipped. Returns 0 or -1. */
+int mq_queue_list(struct mq_queue *queue, GPtrArray *ids, GError **err);
+
+/* Size of the message (qf + df) and mtime of its qf, without locking.
+ * Returns 0, or -1 if the qf is gone. */
+int mq_queue_stat(struct mq_queue *queue, const char *id, uint64_t *size_r,
+                  time_t *mtime_r);
+
+/* Claims message id: locks its qf, reads and parses it, reads its df (at
+ * most max_size bytes for both). Returns NULL with err set when the message
+ * cannot be claimed now (MQ_ERROR_TEMP: locked by sendmail, vanished, still
+ * an empty placeholder) or on an I/O error. Otherwise returns a new entry
+ * holding the lock (caller frees with mq_queue_entry_free(), which drops
+ * it). If the files are unusable, mq_queue_entry_problem() says why
+ * (MQ_ERROR_CORRUPT or MQ_ERROR_LIMIT), the qf and df accessors return NULL,
+ * and the entry is fit only for mq_queue_hold(). */
+struct mq_queue_entry *mq_queue_claim(struct mq_queue *queue, const char *id,
+                                      size_t max_size, GError **err);
+void mq_queue_entry_free(struct mq_queue_entry **entry);
+
+/* Borrowed accessors. */
+const char *mq_queue_entry_id(const struct mq_queue_entry *entry);
+const GError *mq_queue_entry_problem(const struct mq_queue_entry *entry);
+struct mq_qf *mq_queue_entry_qf(struct mq_queue_entry *entry);
+const char *mq_queue_entry_qf_raw(const struct mq_queue_entry *entry, size_t *len_r);
+const char *mq_queue_entry_df(const struct mq_queue_entry *entry, size_t *len_r);
+/* Age of the qf file (seconds since its mtime). */
+time_t mq_queue_entry_mtime(const struct mq_queue_entry *entry);
+
+/* Writes a new entry into the outgoing queue: df bytes, then qf (formatted
+ * with MQ_QF_FORMAT_NEW_ENTRY). The entry takes the ID id when that is free;
+ * if qfID already exists and has the same creation time and sender it is the
+ * durable result of an earlier run that was interrupted before the original
+ * was removed, and nothing is written (*dup_r is set); otherwise a free ID
+ * derived from id is used. *id_r gets the ID used (caller frees). Returns 0
+ * or -1; on failure nothing new is left behind. */
+int mq_queue_write(struct mq_queue *out, const char *id, const struct mq_qf *qf,
+                   const void *df, size_t df_len, char **id_r, gboolean *dup_r,
+                   GError **err);
+
+/* Removes a claimed entry's files from its queue (qf first, then df) and
+ * fsyncs the directory. Call only once its successor is durable. */
+int mq_queue_remove(struct mq_queue *queue, struct mq_queue_entry *entry, GError **err);
+
+/* Moves a claimed entry's files into the directory hold_path, together with a
+ * "ID.reason" file holding reason (one line). Never overwrites: a second hold
+ * of the same ID gets a suffixed name. Returns 0 or -1. */
+int mq_queue_hold(struct mq_queue *queue, struct mq_queue_entry *entry,
+                  const char *hold_path, const char *reason, GError **err);
+
+#endif

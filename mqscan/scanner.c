@@ -1,0 +1,420 @@
+#include <config.h>
+
+#include <limits.h>
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+
+#include <clamav.h>
+#include <glib.h>
+
+#include "mqscan/error.h"
+#include "mqscan/log.h"
+#include "mqscan/scanner.h"
+
+/*
+ * One compiled libclamav engine and what we say about it. Everything here is
+ * written once in mq_scanner_new() and only read afterwards, so any number of
+ * threads may scan with it; the reference count is the only field that
+ * changes.
+ */
+struct mq_scanner {
+    gint refcount;
+    struct cl_engine *engine;       /* owned; freed with the last reference */
+    unsigned signatures;
+    uint64_t max_file_size;         /* as the engine has it; 0 = none */
+    char *description;              /* owned; mq_scanner_describe() */
+};
+
+/* Passed through libclamav as the scan context, so that its warnings about a
+ * scan can say which object they are about. Lives on the scanning thread's
+ * stack for the duration of one scan. */
+struct scanner_scan_ctx {
+    const char *name_hint;          /* may be NULL */
+};
+
+/* Everything libclamav says goes through here. Its text can quote names
+ * taken from inside archives (attacker data), so it is sanitized, and the
+ * trailing newline libclamav adds is dropped. */
+static void
+scanner_clcb_msg(enum cl_msg severity, const char *fullmsg, const char *msg,
+                 void *context)
+{
+    const struct scanner_scan_ctx *ctx = context;
+    char *copy, *clean, *hint = NULL;
+    size_t len;
+
+    if (msg == NULL)
+        msg = fullmsg != NULL ? fullmsg : "";
+    len = strlen(msg);
+    while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == '\r'))
+        len--;
+    copy = g_strndup(msg, len);
+    clean = mq_log_sanitize(copy, 400);
+    if (ctx != NULL && ctx->name_hint != NULL)
+        hint = mq_log_sanitize(ctx->name_hint, MQ_LOG_FIELD_MAX);
+
+    switch (severity) {
+    case CL_MSG_ERROR:
+        mq_log_error("%s%slibclamav: %s", hint ? hint : "", hint ? ": " : "", clean);
+        break;
+    case CL_MSG_WARN:
+        mq_log_warn("%s%slibclamav: %s", hint ? hint : "", hint ? ": " : "", clean);
+        break;
+    default:
+        mq_log_debug("%s%slibclamav: %s", hint ? hint : "", hint ? ": " : "", clean);
+        break;
+    }
+    g_free(hint);
+    g_free(clean);
+    g_free(copy);
+}
+
+/*
+ * cl_init() must run once per process before anything else in libclamav,
+ * and the message callback must be set before threads use libclamav (it is a
+ * plain global in libclamav). Both happen here, once. The result of cl_init()
+ * is kept (as rc + 1, since 0 means "not yet") so that every later
+ * mq_scanner_new() reports the same failure.
+ */
+static cl_error_t
+scanner_global_init(void)
+{
+    static gsize once = 0;
+
+    if (g_once_init_enter(&once)) {
+        cl_error_t rc;
+
+        cl_set_clcb_msg(scanner_clcb_msg);
+        rc = cl_init(CL_INIT_DEFAULT);
+        g_once_init_leave(&once, (gsize)rc + 1);
+    }
+    return (cl_error_t)(once - 1);
+}
+
+/* libclamav takes every number as long long; our limits are unsigned and
+ * 64-bit, so clamp rather than wrap to a negative (= "no limit" or an
+ * error inside libclamav). A value of 0 keeps libclamav's default: 0 in
+ * libclamav would mean "unlimited", which is never what a mail gateway
+ * wants, and the config module rejects 0 anyway. */
+static int
+scanner_set_limit(struct cl_engine *engine, enum cl_engine_field field,
+                  const char *what, uint64_t value, GError **err)
+{
+    cl_error_t rc;
+
+    if (value == 0)
+        return 0;
+    if (value > (uint64_t)LLONG_MAX)
+        value = (uint64_t)LLONG_MAX;
+    rc = cl_engine_set_num(engine, field, (long long)value);
+    if (rc != CL_SUCCESS) {
+        g_set_error(err, MQ_ERROR, MQ_ERROR_ENGINE,
+                    "cannot set libclamav %s to %" G_GUINT64_FORMAT ": %s",
+                    what, value, cl_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+/* NULL limits keep every libclamav default (1.4: MaxScanSize 400 MiB,
+ * MaxFileSize 100 MiB, MaxRecursion 17, MaxFiles 10000, MaxScanTime
+ * 120 s); the daemon always passes its configured ones. */
+static int
+scanner_apply_limits(struct cl_engine *engine,
+                     const struct mq_scanner_limits *limits, GError **err)
+{
+    if (limits == NULL)
+        return 0;
+    if (scanner_set_limit(engine, CL_ENGINE_MAX_SCANSIZE, "MaxScanSize",
+                          limits->max_scan_size, err) < 0
+        || scanner_set_limit(engine, CL_ENGINE_MAX_FILESIZE, "MaxFileSize",
+                             limits->max_file_size, err) < 0
+        || scanner_set_limit(engine, CL_ENGINE_MAX_RECURSION, "MaxRecursion",
+                             limits->max_recursion, err) < 0
+        || scanner_set_limit(engine, CL_ENGINE_MAX_FILES, "MaxFiles",
+                             limits->max_files, err) < 0
+        || scanner_set_limit(engine, CL_ENGINE_MAX_SCANTIME, "MaxScanTime",
+                             limits->max_scan_time_ms, err) < 0)
+        return -1;
+    return 0;
+}
+
+static uint64_t
+scanner_get_u64(const struct cl_engine *engine, enum cl_engine_field field)
+{
+    int e = CL_SUCCESS;
+    long long v = cl_engine_get_num(engine, field, &e);
+
+    return (e == CL_SUCCESS && v > 0) ? (uint64_t)v : 0;
+}
+
+/* Built once, so that describe() can hand out a borrowed string. The
+ * database version and time are only known for official (CVD/CLD)
+ * databases; our own .ndb/.hdb files have neither. */
+static char *
+scanner_build_description(const struct mq_scanner *scanner)
+{
+    GString *s = g_string_new(NULL);
+    long long version, dbtime;
+    int e1 = 0, e2 = 0;
+
+    g_string_append_printf(s, "libclamav %s, %u signature%s", cl_retver(),
+                           scanner->signatures, scanner->signatures == 1 ? "" : "s");
+    version = cl_engine_get_num(scanner->engine, CL_ENGINE_DB_VERSION, &e1);
+    dbtime = cl_engine_get_num(scanner->engine, CL_ENGINE_DB_TIME, &e2);
+    if (e1 == CL_SUCCESS && version > 0) {
+        g_string_append_printf(s, ", database version %lld", version);
+        if (e2 == CL_SUCCESS && dbtime > 0) {
+            GDateTime *dt = g_date_time_new_from_unix_utc((gint64)dbtime);
+            if (dt != NULL) {
+                char *when = g_date_time_format(dt, "%Y-%m-%d %H:%M:%S UTC");
+                g_string_append_printf(s, " (%s)", when);
+                g_free(when);
+                g_date_time_unref(dt);
+            }
+        }
+    } else {
+        g_string_append(s, ", no versioned database");
+    }
+    return g_string_free(s, FALSE);
+}
+
+struct mq_scanner *
+mq_scanner_new(const char *db_dir, const char *tmp_dir,
+               const struct mq_scanner_limits *limits, GError **err)
+{
+    struct mq_scanner *scanner = NULL;
+    struct cl_engine *engine = NULL;
+    unsigned sigs = 0;
+    cl_error_t rc;
+
+    if (db_dir == NULL)
+        mq_log_panic("mq_scanner_new: db_dir is NULL");
+
+    rc = scanner_global_init();
+    if (rc != CL_SUCCESS) {
+        g_set_error(err, MQ_ERROR, MQ_ERROR_ENGINE, "cl_init failed: %s",
+                    cl_strerror(rc));
+        goto out;
+    }
+
+    engine = cl_engine_new();
+    if (engine == NULL) {
+        g_set_error(err, MQ_ERROR, MQ_ERROR_ENGINE,
+                    "cl_engine_new failed (out of memory?)");
+        goto out;
+    }
+
+    /* The directory is the caller's: it creates it with the right owner
+     * and mode (ideally on tmpfs, see NOTES); we only point libclamav at
+     * it. libclamav copies the string. */
+    if (tmp_dir != NULL) {
+        rc = cl_engine_set_str(engine, CL_ENGINE_TMPDIR, tmp_dir);
+        if (rc != CL_SUCCESS) {
+            g_set_error(err, MQ_ERROR, MQ_ERROR_ENGINE,
+                        "cannot set libclamav temporary directory %s: %s",
+                        tmp_dir, cl_strerror(rc));
+            goto out;
+        }
+    }
+
+    /* Limits must be in place before compiling: afterwards the engine is
+     * read-only. The clean-file cache stays on (libclamav's default): a
+     * mail gateway sees the same attachment many times, and the cache is
+     * per engine, so it is dropped together with an engine that a reload
+     * replaced. Results that hit a limit are reported as a heuristic
+     * "virus" (see scanner_scan_options()) and are therefore never cached
+     * as clean. */
+    if (scanner_apply_limits(engine, limits, err) < 0)
+        goto out;
+
+    rc = cl_load(db_dir, engine, &sigs, CL_DB_STDOPT);
+    if (rc != CL_SUCCESS) {
+        g_set_error(err, MQ_ERROR, MQ_ERROR_ENGINE,
+                    "cannot load signatures from %s: %s", db_dir, cl_strerror(rc));
+        goto out;
+    }
+    /* Fail closed: an engine without signatures would call everything
+     * clean. */
+    if (sigs == 0) {
+        g_set_error(err, MQ_ERROR, MQ_ERROR_ENGINE, "no signatures in %s", db_dir);
+        goto out;
+    }
+    rc = cl_engine_compile(engine);
+    if (rc != CL_SUCCESS) {
+        g_set_error(err, MQ_ERROR, MQ_ERROR_ENGINE,
+                    "cannot compile signatures from %s: %s", db_dir, cl_strerror(rc));
+        goto out;
+    }
+
+    scanner = g_new0(struct mq_scanner, 1);
+    scanner->refcount = 1;
+    scanner->engine = engine;
+    scanner->signatures = sigs;
+    scanner->max_file_size = scanner_get_u64(engine, CL_ENGINE_MAX_FILESIZE);
+    engine = NULL;
+    scanner->description = scanner_build_description(scanner);
+
+out:
+    if (engine != NULL)
+        cl_engine_free(engine);
+    return scanner;
+}
+
+struct mq_scanner *
+mq_scanner_ref(struct mq_scanner *scanner)
+{
+    if (scanner == NULL || g_atomic_int_get(&scanner->refcount) <= 0)
+        mq_log_panic("mq_scanner_ref: invalid scanner %p", (void *)scanner);
+    g_atomic_int_inc(&scanner->refcount);
+    return scanner;
+}
+
+void
+mq_scanner_unref(struct mq_scanner **scannerp)
+{
+    struct mq_scanner *scanner;
+
+    if (scannerp == NULL)
+        mq_log_panic("mq_scanner_unref: NULL argument");
+    scanner = *scannerp;
+    *scannerp = NULL;
+    if (scanner == NULL)
+        return;
+    /* This catches a double unref only while the memory still holds the
+     * old count, which is the common case for a just-freed object; it is
+     * a best-effort check, not a guarantee. */
+    if (g_atomic_int_get(&scanner->refcount) <= 0)
+        mq_log_panic("mq_scanner_unref: engine %p already freed", (void *)scanner);
+    if (!g_atomic_int_dec_and_test(&scanner->refcount))
+        return;
+    cl_engine_free(scanner->engine);
+    g_free(scanner->description);
+    scanner->refcount = 0;
+    g_free(scanner);
+}
+
+unsigned
+mq_scanner_signatures(const struct mq_scanner *scanner)
+{
+    return scanner->signatures;
+}
+
+const char *
+mq_scanner_describe(const struct mq_scanner *scanner)
+{
+    return scanner->description;
+}
+
+/*
+ * What clamscan does by default, plus the "exceeds max" heuristic: without
+ * it, libclamav stops at a limit and reports the object as clean, which would
+ * let anything through that is wrapped deeply or large enough. With it, the
+ * scan ends with CL_VIRUS and a "Heuristics.Limits.Exceeded.<Limit>" name.
+ * Real signature matches take precedence over that heuristic (we do not set
+ * CL_SCAN_GENERAL_HEURISTIC_PRECEDENCE), so an infected archive that also
+ * exceeds a limit is still reported as infected when the match was seen.
+ * Mail parsing is part of .parse, so libclamav's own MIME/uuencode extraction
+ * runs when a whole message is scanned (NOTES, "Coverage gap found").
+ */
+static void
+scanner_scan_options(struct cl_scan_options *opts)
+{
+    memset(opts, 0, sizeof(*opts));
+    opts->parse = ~0u;
+    opts->general = CL_SCAN_GENERAL_HEURISTICS;
+    opts->heuristic = CL_SCAN_HEURISTIC_EXCEEDS_MAX;
+}
+
+#define SCANNER_LIMIT_PREFIX "Heuristics.Limits.Exceeded"
+
+/* Return codes that mean "a limit stopped the scan". The clamav.h comment
+ * marks the CL_EMAX* codes as internal, but nothing stops them from leaking
+ * out of a code path, and treating them as errors would defer the message
+ * for ever; they are verdicts. */
+static const char *
+scanner_limit_name(cl_error_t rc)
+{
+    switch (rc) {
+    case CL_EMAXREC:
+        return "Limits.Exceeded.MaxRecursion";
+    case CL_EMAXSIZE:
+        return "Limits.Exceeded.MaxSize";
+    case CL_EMAXFILES:
+        return "Limits.Exceeded.MaxFiles";
+    case CL_ETIMEOUT:
+        return "Limits.Exceeded.MaxScanTime";
+    default:
+        return NULL;
+    }
+}
+
+int
+mq_scanner_scan(struct mq_scanner *scanner, const void *buf, size_t len,
+                const char *name_hint, char **name_r, GError **err)
+{
+    struct scanner_scan_ctx ctx = { .name_hint = name_hint };
+    struct cl_scan_options opts;
+    const char *virname = NULL;
+    const char *limit;
+    unsigned long scanned = 0;
+    cl_fmap_t *map;
+    cl_error_t rc;
+
+    if (scanner == NULL || name_r == NULL || (buf == NULL && len > 0))
+        mq_log_panic("mq_scanner_scan: invalid arguments");
+    *name_r = NULL;
+
+    /* libclamav itself ignores objects of 5 bytes or less when scanning a
+     * descriptor (cl_scandesc_callback: "File too small"); an empty buffer
+     * cannot even be mapped. Nothing can be found in zero bytes. */
+    if (len == 0)
+        return MQ_SCAN_CLEAN;
+
+    /* libclamav 1.4 checks the top-level size itself, but for an object
+     * above MaxFileSize it returns CL_VIRUS *without* a name unless a
+     * virus-found callback is registered (scanners.c,
+     * cl_scanmap_callback). Decide that case here, with the name libclamav
+     * would have used. */
+    if (scanner->max_file_size > 0 && (uint64_t)len > scanner->max_file_size) {
+        *name_r = g_strdup(SCANNER_LIMIT_PREFIX ".MaxFileSize");
+        return MQ_SCAN_UNSCANNABLE;
+    }
+
+    map = cl_fmap_open_memory(buf, len);
+    if (map == NULL) {
+        g_set_error(err, MQ_ERROR, MQ_ERROR_ENGINE,
+                    "cannot map %zu bytes for scanning", len);
+        return -1;
+    }
+    scanner_scan_options(&opts);
+    rc = cl_scanmap_callback(map, name_hint, &virname, &scanned, scanner->engine,
+                             &opts, &ctx);
+    cl_fmap_close(map);
+
+    switch (rc) {
+    case CL_CLEAN:
+        return MQ_SCAN_CLEAN;
+    case CL_VIRUS:
+        /* virname points into the engine (or a static string); copy it.
+         * A CL_VIRUS without a name should not happen any more (see the
+         * size check above); it still is not clean. */
+        if (virname == NULL)
+            virname = "Unknown.Unnamed";
+        *name_r = g_strdup(virname);
+        if (g_str_has_prefix(virname, SCANNER_LIMIT_PREFIX "."))
+            return MQ_SCAN_UNSCANNABLE;
+        return MQ_SCAN_INFECTED;
+    default:
+        break;
+    }
+    limit = scanner_limit_name(rc);
+    if (limit != NULL) {
+        *name_r = g_strdup(limit);
+        return MQ_SCAN_UNSCANNABLE;
+    }
+    g_set_error(err, MQ_ERROR, MQ_ERROR_ENGINE, "libclamav scan failed: %s",
+                cl_strerror(rc));
+    return -1;
+}

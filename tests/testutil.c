@@ -1,0 +1,53 @@
+#include <config.h>
+
+#include <sys/stat.h>
+
+#include <glib.h>
+#include <glib/gstdio.h>
+
+#include "testutil.h"
+
+char *
+test_data_path(const char *rel)
+{
+    const char *srcdir = g_getenv("MQ_SRCDIR");
+
+    if (srcdir != NULL && *srcdir != '\0')
+        return g_build_filename(srcdir, "data", rel, NULL);
+    return g_test_build_filename(G_TEST_DIST, "data", rel, NULL);
+}
+
+char *
+test_load(const char *rel, size_t *len_r)
+{
+    char *path = test_data_path(rel), *text = NULL;
+    gsize len = 0;
+    GError *err = NULL;
+
+    if (!g_file_get_contents(path, &text, &len, &err))
+        g_error("fixture %s: %s", path, err->message);
+    g_free(path);
+    *len_r = len;
+    return text;
+}
+
+void
+test_remove_tree(const char *path)
+{
+    GDir *d = g_dir_open(path, 0, NULL);
+    const char *name;
+
+    if (d != NULL) {
+        while ((name = g_dir_read_name(d)) != NULL) {
+            char *p = g_build_filename(path, name, NULL);
+            struct stat st;
+            if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
+                test_remove_tree(p);
+            else
+                g_unlink(p);
+            g_free(p);
+        }
+        g_dir_close(d);
+    }
+    g_rmdir(path);
+}

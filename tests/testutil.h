@@ -1,0 +1,17 @@
+/* testutil - helpers shared by the unit tests.
+ *
+ * test_data_path(): path of a fixture under tests/data (MQ_SRCDIR, or the
+ * GTest dist dir). test_load(): a fixture's bytes. test_remove_tree(): rm -r
+ * without following symbolic links. Every returned string is g_free'd by the
+ * caller; a fixture that cannot be read aborts the test.
+ */
+#ifndef MQSCAN_TESTUTIL_H
+#define MQSCAN_TESTUTIL_H
+
+#include <stddef.h>
+
+char *test_data_path(const char *rel);
+char *test_load(const char *rel, size_t *len_r);
+void test_remove_tree(const char *path);
+
+#endif
