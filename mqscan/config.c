@@ -23,6 +23,32 @@
 #ifndef MQ_RUNSTATEDIR
 #define MQ_RUNSTATEDIR "/run"
 #endif
+#ifndef MQ_SYSCONFDIR
+#define MQ_SYSCONFDIR "/etc"
+#endif
+
+/* One "policy DIRECTION { finding = action ... }" section. Options left out
+ * keep the direction's default (config_default_policy). */
+static cfg_opt_t config_policy_opts[] = {
+    CFG_STR("infected", NULL, CFGF_NODEFAULT),
+    CFG_STR("banned", NULL, CFGF_NODEFAULT),
+    CFG_STR("limits", NULL, CFGF_NODEFAULT),
+    CFG_STR("encrypted", NULL, CFGF_NODEFAULT),
+    CFG_STR("unscannable", NULL, CFGF_NODEFAULT),
+    CFG_END()
+};
+
+/* Inbound mail is the stricter: what is removed coming in may go out
+ * (an internal user sending a program to a partner), but nothing infected
+ * and nothing that could not be scanned passes either way. */
+static const enum mq_action config_default_policy[MQ_DIRECTION_COUNT][MQ_FINDING_COUNT] = {
+    [MQ_DIRECTION_INBOUND] = { MQ_ACTION_REPLACE, MQ_ACTION_REPLACE, MQ_ACTION_REPLACE,
+                               MQ_ACTION_REPLACE, MQ_ACTION_REPLACE },
+    [MQ_DIRECTION_OUTBOUND] = { MQ_ACTION_REPLACE, MQ_ACTION_DELIVER, MQ_ACTION_REPLACE,
+                                MQ_ACTION_DELIVER, MQ_ACTION_REPLACE },
+    [MQ_DIRECTION_INTERNAL] = { MQ_ACTION_REPLACE, MQ_ACTION_DELIVER, MQ_ACTION_REPLACE,
+                                MQ_ACTION_DELIVER, MQ_ACTION_REPLACE },
+};
 
 /* The whole option table. Defaults are what a Debian sendmail pair with a
  * second queue directory needs; every option is documented in
@@ -36,6 +62,9 @@ static cfg_opt_t config_opts[] = {
     CFG_STR("scan_tmp_dir", MQ_RUNSTATEDIR "/mqscan/tmp", CFGF_NONE),
     CFG_STR("pid_file", MQ_RUNSTATEDIR "/mqscan/mqscand.pid", CFGF_NONE),
 
+    CFG_STR("engine", "libclamav", CFGF_NONE),
+    CFG_STR_LIST("clamd_servers", "{\"unix:/run/clamav/clamd.ctl\"}", CFGF_NONE),
+    CFG_INT("clamd_timeout", 60, CFGF_NONE),
     CFG_STR("clamav_database_dir", "/var/lib/clamav", CFGF_NONE),
     CFG_STR("clamav_max_scan_size", "128M", CFGF_NONE),
     CFG_STR("clamav_max_file_size", "64M", CFGF_NONE),
@@ -47,6 +76,16 @@ static cfg_opt_t config_opts[] = {
     CFG_INT("max_mime_depth", 20, CFGF_NONE),
     CFG_INT("max_mime_parts", 1000, CFGF_NONE),
 
+    CFG_STR("filename_rules", MQ_SYSCONFDIR "/mqscan/filename.rules", CFGF_NONE),
+    CFG_STR("filetype_rules", MQ_SYSCONFDIR "/mqscan/filetype.rules", CFGF_NONE),
+    CFG_STR("template_dir", MQ_SYSCONFDIR "/mqscan/templates", CFGF_NONE),
+    CFG_STR("language", "en", CFGF_NONE),
+    CFG_STR_LIST("mass_mailer_patterns",
+                 "{\"*worm.mydoom*\", \"*worm.netsky*\", \"*worm.bagle*\", \"*worm.sober*\", "
+                 "\"*worm.mimail*\", \"*worm.sobig*\", \"*worm.klez*\", \"*worm.mytob*\", "
+                 "\"email.worm.*\", \"*email-worm*\", \"*mass-mailer*\", \"*.massmailer*\"}",
+                 CFGF_NONE),
+    CFG_SEC("policy", config_policy_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
     CFG_STR("postmaster", "postmaster", CFGF_NONE),
     CFG_STR_LIST("local_domains", "{}", CFGF_NONE),
     CFG_STR_LIST("internal_networks", "{127.0.0.0/8, ::1/128}", CFGF_NONE),
@@ -78,6 +117,7 @@ static const struct config_int_range {
     { "workers", 1, 64 },
     { "rescan_interval", 1, 86400 },
     { "retry_interval", 1, 86400 },
+    { "clamd_timeout", 1, 3600 },
 };
 
 /* Size options: a number with an optional K, M or G suffix (powers of 1024). */
@@ -94,6 +134,7 @@ static const struct config_size_range {
 static const char *const config_dir_opts[] = {
     "incoming_queue_dir", "outgoing_queue_dir", "quarantine_dir", "hold_dir",
     "state_dir", "scan_tmp_dir", "clamav_database_dir",
+    "filename_rules", "filetype_rules", "template_dir",
 };
 
 static bool
@@ -237,10 +278,28 @@ static int
 config_validate_choice(cfg_t *cfg, cfg_opt_t *opt)
 {
     const char *s = cfg_opt_getnstr(opt, cfg_opt_size(opt) - 1);
+    const char *name = cfg_opt_name(opt);
     enum mq_log_level level;
-    if (strcmp(cfg_opt_name(opt), "on_scan_error") == 0) {
+    enum mq_action action;
+    if (strcmp(name, "on_scan_error") == 0) {
         if (s == NULL || (strcmp(s, "defer") != 0 && strcmp(s, "hold") != 0)) {
             cfg_error(cfg, "on_scan_error must be \"defer\" or \"hold\"");
+            return -1;
+        }
+    } else if (strcmp(name, "engine") == 0) {
+        if (s == NULL || (strcmp(s, "libclamav") != 0 && strcmp(s, "clamd") != 0)) {
+            cfg_error(cfg, "engine must be \"libclamav\" or \"clamd\"");
+            return -1;
+        }
+    } else if (strcmp(name, "language") == 0) {
+        if (s == NULL || strlen(s) < 2 || strlen(s) > 8 || strspn(s, "abcdefghijklmnopqrstuvwxyz_") != strlen(s)) {
+            cfg_error(cfg, "language must be a lower-case language code such as \"en\" or \"fr\"");
+            return -1;
+        }
+    } else if (strcmp(name, "log_level") != 0) {
+        /* a finding inside a policy section */
+        if (s == NULL || !mq_policy_action_parse(s, &action)) {
+            cfg_error(cfg, "%s must be deliver, replace, quarantine-only or delete", name);
             return -1;
         }
     } else if (s == NULL || !mq_log_level_parse(s, &level)) {
@@ -333,6 +392,47 @@ config_blank_comments(char *s, size_t len)
     }
 }
 
+static int
+config_validate_clamd(cfg_t *cfg, cfg_opt_t *opt)
+{
+    const char *s = cfg_opt_getnstr(opt, cfg_opt_size(opt) - 1);
+    const char *colon;
+    uint64_t port;
+
+    if (s != NULL && g_str_has_prefix(s, "unix:/") && strlen(s) < 100)
+        return 0;
+    if (s != NULL && g_str_has_prefix(s, "tcp:") && (colon = strrchr(s + 4, ':')) != NULL &&
+        colon > s + 4 && mq_fs_parse_uint(colon + 1, 1, 65535, &port))
+        return 0;
+    cfg_error(cfg, "clamd_servers: \"%s\" is neither \"unix:/path\" nor \"tcp:host:port\"",
+              s ? s : "");
+    return -1;
+}
+
+static int
+config_validate_pattern(cfg_t *cfg, cfg_opt_t *opt)
+{
+    const char *s = cfg_opt_getnstr(opt, cfg_opt_size(opt) - 1);
+    if (s == NULL || *s == '\0' || strlen(s) > 200) {
+        cfg_error(cfg, "mass_mailer_patterns: empty or over-long pattern");
+        return -1;
+    }
+    return 0;
+}
+
+static int
+config_validate_policy(cfg_t *cfg, cfg_opt_t *opt)
+{
+    cfg_t *sec = cfg_opt_getnsec(opt, cfg_opt_size(opt) - 1);
+    enum mq_direction d;
+    if (sec == NULL || !mq_policy_direction_parse(cfg_title(sec), &d)) {
+        cfg_error(cfg, "policy \"%s\": the direction must be inbound, outbound or internal",
+                  sec && cfg_title(sec) ? cfg_title(sec) : "");
+        return -1;
+    }
+    return 0;
+}
+
 /* libconfuse reports through a callback with no user data, so the first
  * message of the load in progress on this thread is kept here. */
 static __thread GString *config_first_error;
@@ -353,6 +453,20 @@ static char *
 config_dup_str(cfg_t *cfg, const char *name)
 {
     return g_strdup(cfg_getstr(cfg, name));
+}
+
+/* A NULL-terminated copy of a list option, lower-cased if asked. */
+static char **
+config_dup_list(cfg_t *cfg, const char *name, bool lower)
+{
+    unsigned n = cfg_size(cfg, name);
+    char **v = g_new0(char *, n + 1);
+
+    for (unsigned i = 0; i < n; i++) {
+        const char *s = cfg_getnstr(cfg, name, i);
+        v[i] = lower ? g_ascii_strdown(s, -1) : g_strdup(s);
+    }
+    return v;
 }
 
 static uint64_t
@@ -425,6 +539,16 @@ mq_config_load(const char *path, GError **err)
     cfg_set_validate_func(cfg, "postmaster", config_validate_text);
     cfg_set_validate_func(cfg, "hostname", config_validate_text);
     cfg_set_validate_func(cfg, "batch_max_wait", config_validate_wait);
+    cfg_set_validate_func(cfg, "engine", config_validate_choice);
+    cfg_set_validate_func(cfg, "language", config_validate_choice);
+    cfg_set_validate_func(cfg, "clamd_servers", config_validate_clamd);
+    cfg_set_validate_func(cfg, "mass_mailer_patterns", config_validate_pattern);
+    cfg_set_validate_func(cfg, "policy", config_validate_policy);
+    for (size_t i = 0; i < MQ_FINDING_COUNT; i++) {
+        char *name = g_strdup_printf("policy|%s", mq_policy_finding_name((enum mq_finding)i));
+        cfg_set_validate_func(cfg, name, config_validate_choice);
+        g_free(name);
+    }
 
     /* libconfuse treats a missing file as "use the defaults"; for a daemon
      * that guards the mail flow a missing file is a mistake. */
@@ -476,6 +600,10 @@ mq_config_load(const char *path, GError **err)
     c->state_dir = config_dup_str(cfg, "state_dir");
     c->scan_tmp_dir = config_dup_str(cfg, "scan_tmp_dir");
     c->pid_file = config_dup_str(cfg, "pid_file");
+    c->engine = strcmp(cfg_getstr(cfg, "engine"), "clamd") == 0 ? MQ_ENGINE_CLAMD
+                                                                : MQ_ENGINE_LIBCLAMAV;
+    c->clamd_servers = config_dup_list(cfg, "clamd_servers", false);
+    c->clamd_timeout = (unsigned)cfg_getint(cfg, "clamd_timeout") * 1000;
     c->clamav_database_dir = config_dup_str(cfg, "clamav_database_dir");
     c->clamav_max_scan_size = config_get_size(cfg, "clamav_max_scan_size");
     c->clamav_max_file_size = config_get_size(cfg, "clamav_max_file_size");
@@ -485,12 +613,25 @@ mq_config_load(const char *path, GError **err)
     c->max_message_size = config_get_size(cfg, "max_message_size");
     c->max_mime_depth = (unsigned)cfg_getint(cfg, "max_mime_depth");
     c->max_mime_parts = (unsigned)cfg_getint(cfg, "max_mime_parts");
+    c->filename_rules = config_dup_str(cfg, "filename_rules");
+    c->filetype_rules = config_dup_str(cfg, "filetype_rules");
+    c->template_dir = config_dup_str(cfg, "template_dir");
+    c->language = config_dup_str(cfg, "language");
+    c->mass_mailer_patterns = config_dup_list(cfg, "mass_mailer_patterns", true);
+    memcpy(c->policy, config_default_policy, sizeof(c->policy));
+    for (unsigned i = 0; i < cfg_size(cfg, "policy"); i++) {
+        cfg_t *sec = cfg_getnsec(cfg, "policy", i);
+        enum mq_direction d = MQ_DIRECTION_INBOUND;
+        mq_policy_direction_parse(cfg_title(sec), &d);
+        for (size_t f = 0; f < MQ_FINDING_COUNT; f++) {
+            const char *name = mq_policy_finding_name((enum mq_finding)f);
+            if (cfg_size(sec, name) > 0)
+                mq_policy_action_parse(cfg_getstr(sec, name), &c->policy[d][f]);
+        }
+    }
     c->postmaster = config_dup_str(cfg, "postmaster");
 
-    n = cfg_size(cfg, "local_domains");
-    c->local_domains = g_new0(char *, n + 1);
-    for (size_t i = 0; i < n; i++)
-        c->local_domains[i] = g_ascii_strdown(cfg_getnstr(cfg, "local_domains", (unsigned)i), -1);
+    c->local_domains = config_dup_list(cfg, "local_domains", true);
     n = cfg_size(cfg, "internal_networks");
     c->n_internal_networks = n;
     c->internal_networks = g_new0(struct mq_config_network, n ? n : 1);
@@ -555,6 +696,12 @@ mq_config_free(struct mq_config **config)
     g_free(c->scan_tmp_dir);
     g_free(c->pid_file);
     g_free(c->clamav_database_dir);
+    g_strfreev(c->clamd_servers);
+    g_free(c->filename_rules);
+    g_free(c->filetype_rules);
+    g_free(c->template_dir);
+    g_free(c->language);
+    g_strfreev(c->mass_mailer_patterns);
     g_free(c->postmaster);
     g_strfreev(c->local_domains);
     g_free(c->internal_networks);

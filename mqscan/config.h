@@ -23,12 +23,18 @@
 #include <glib.h>
 
 #include "mqscan/log.h"
+#include "mqscan/policy.h"
 
 /* One entry of internal_networks. */
 struct mq_config_network {
     int family;             /* AF_INET or AF_INET6 */
     uint8_t addr[16];       /* network byte order, host bits cleared */
     unsigned prefix;        /* 0..32 or 0..128 */
+};
+
+enum mq_config_engine {
+    MQ_ENGINE_LIBCLAMAV,    /* in-process, one engine shared by the workers */
+    MQ_ENGINE_CLAMD,        /* one or more clamd daemons, INSTREAM, failover */
 };
 
 enum mq_config_on_error {
@@ -49,6 +55,9 @@ struct mq_config {
     char *pid_file;
 
     /* Engine. */
+    enum mq_config_engine engine;
+    char **clamd_servers;           /* NULL-terminated: "unix:/path", "tcp:host:port" */
+    unsigned clamd_timeout;         /* milliseconds, per connect and per read/write */
     char *clamav_database_dir;
     uint64_t clamav_max_scan_size;  /* bytes scanned per message, in total */
     uint64_t clamav_max_file_size;  /* largest single object scanned */
@@ -60,6 +69,14 @@ struct mq_config {
     uint64_t max_message_size;      /* df + headers */
     unsigned max_mime_depth;
     unsigned max_mime_parts;
+
+    /* Content policy. */
+    char *filename_rules;           /* rule files, see rules.h */
+    char *filetype_rules;
+    char *template_dir;             /* holds LANGUAGE/part-removed.txt etc. */
+    char *language;                 /* "en", "fr" */
+    char **mass_mailer_patterns;    /* NULL-terminated globs, lower case */
+    enum mq_action policy[MQ_DIRECTION_COUNT][MQ_FINDING_COUNT];
 
     /* Site. */
     char *postmaster;

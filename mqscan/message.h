@@ -4,7 +4,8 @@
  * Public functions: mq_message_parse(), mq_message_free(),
  * mq_message_foreach_leaf(), mq_message_replace_leaf(),
  * mq_message_replace_body(), mq_message_body_replaced(),
- * mq_message_write_body(), mq_message_content_headers().
+ * mq_message_write_body(), mq_message_content_headers(),
+ * mq_message_prepend_notice().
  *
  * The message is built from the header block and the body that the caller
  * assembles (sendmail keeps them in different files). Leaves are every
@@ -83,6 +84,14 @@ void mq_message_replace_body(struct mq_message *msg, const char *text);
 /* True if the top-level part was replaced, so the message's Content-*
  * headers must change (see mq_message_content_headers()). */
 bool mq_message_body_replaced(const struct mq_message *msg);
+
+/* Puts text (UTF-8) at the top of the first text/plain leaf that was not
+ * replaced, followed by a blank line. The part's content is decoded from its
+ * charset and written back as UTF-8 (charset parameter updated, a transfer
+ * encoding chosen for 7-bit transport), so any original charset survives.
+ * Returns 1 if a part got the notice, 0 if the message has no such part, -1
+ * with err if the part could not be rewritten. */
+int mq_message_prepend_notice(struct mq_message *msg, const char *text, GError **err);
 
 /* Appends the body of the message (everything after the header block; LF
  * line ends, as sendmail's df file holds it) to out. Returns 0 or -1. */

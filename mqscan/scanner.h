@@ -1,12 +1,17 @@
 /* scanner - the libclamav engine: load, compile, share, scan from memory.
  *
- * Public functions: mq_scanner_new(), mq_scanner_ref(), mq_scanner_unref(),
+ * Public functions: mq_scanner_new(), mq_scanner_new_clamd(), mq_scanner_ref(),
+ * mq_scanner_unref(),
  * mq_scanner_signatures(), mq_scanner_describe(), mq_scanner_scan().
  *
  * One compiled engine is shared, read-only, by every worker thread; it is
  * reference counted so that a reload can build a new engine while batches
  * still run on the old one, and the old one is freed when its last user is
  * done. Only scanner.c includes <clamav.h>.
+ *
+ * The same interface fronts a farm of clamd daemons (mq_scanner_new_clamd(),
+ * see clamd.h): the verdicts, and the rule that no answer is no verdict, are
+ * the same for both engines.
  *
  * A scan verdict is not an error: mq_scanner_scan() returns a verdict, and
  * returns -1 only when the engine could not give one (MQ_ERROR_ENGINE). A
@@ -40,6 +45,7 @@ enum mq_scan_verdict {
     MQ_SCAN_CLEAN,
     MQ_SCAN_INFECTED,           /* *name_r is the signature name */
     MQ_SCAN_UNSCANNABLE,        /* a limit was hit; *name_r says which */
+    MQ_SCAN_ENCRYPTED,          /* an encrypted archive ("Heuristics.Encrypted.*") */
 };
 
 /* Loads every database in db_dir, applies limits, compiles. tmp_dir (may be
@@ -49,6 +55,12 @@ enum mq_scan_verdict {
 struct mq_scanner *mq_scanner_new(const char *db_dir, const char *tmp_dir,
                                   const struct mq_scanner_limits *limits,
                                   GError **err);
+
+/* An engine that scans through clamd (servers as in clamd.h). Nothing is
+ * loaded locally; the servers are not contacted here (see --lint).
+ * Returns a new engine with one reference, or NULL with err set. */
+struct mq_scanner *mq_scanner_new_clamd(const char *const *servers, unsigned timeout_ms,
+                                        GError **err);
 
 /* Adds a reference; returns scanner. */
 struct mq_scanner *mq_scanner_ref(struct mq_scanner *scanner);
@@ -63,7 +75,7 @@ const char *mq_scanner_describe(const struct mq_scanner *scanner);
 
 /* Scans len bytes of buf (which need not be NUL-terminated). name_hint is
  * used only in libclamav's own messages and may be NULL. Returns a verdict
- * (>= 0); for INFECTED and UNSCANNABLE *name_r is set (caller frees with
+ * (>= 0); for INFECTED, UNSCANNABLE and ENCRYPTED *name_r is set (caller frees with
  * g_free()), otherwise it is set to NULL. Returns -1 with err
  * (MQ_ERROR_ENGINE) when no verdict could be reached. */
 int mq_scanner_scan(struct mq_scanner *scanner, const void *buf, size_t len,

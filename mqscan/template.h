@@ -1,0 +1,48 @@
+/* template - the texts mqscan puts into messages, in the site's language.
+ *
+ * Public functions: mq_templates_load(), mq_templates_free(),
+ * mq_templates_render().
+ *
+ * Templates are UTF-8 text files in DIR/LANGUAGE/ (shipped: en, fr):
+ *   part-removed.txt   replaces a removed attachment
+ *   body-removed.txt   replaces a whole body (the finding has no single part)
+ *   notice.txt         put at the top of the first text part, listing what
+ *                      was removed
+ * Variables are written ${name}: ${filename}, ${reason} (the text for the
+ * user, e.g. "contained a virus"), ${virus} (or rule name), ${queue_id},
+ * ${date} (RFC 5322 date), ${hostname}, ${postmaster}, ${removed} (notice
+ * only: one line per removed part). An unknown variable is an error at load
+ * time, so a typo is found by --lint and not by a recipient.
+ *
+ * DIAGNOSTICS
+ * mq_templates_load() returns NULL with MQ_ERROR_CONFIG naming the file: a
+ * missing file, invalid UTF-8, a file over 64 KB, an unknown variable.
+ */
+#ifndef MQSCAN_TEMPLATE_H
+#define MQSCAN_TEMPLATE_H
+
+#include <glib.h>
+
+struct mq_templates;
+
+enum mq_template_kind {
+    MQ_TEMPLATE_PART_REMOVED,
+    MQ_TEMPLATE_BODY_REMOVED,
+    MQ_TEMPLATE_NOTICE,
+    MQ_TEMPLATE_COUNT
+};
+
+/* Loads the three files of DIR/LANGUAGE. Returns a new set (caller frees with
+ * mq_templates_free()) or NULL with err set. */
+struct mq_templates *mq_templates_load(const char *dir, const char *language, GError **err);
+void mq_templates_free(struct mq_templates **templates);
+
+/* Renders a template. vars is a NULL-terminated list of name, value pairs;
+ * values are untrusted: control characters (except LF in ${removed}) become
+ * '?', invalid UTF-8 is replaced, and each value is cut to 1000 bytes. A
+ * variable not given renders empty. Returns UTF-8 text (caller frees with
+ * g_free()). Thread-safe. */
+char *mq_templates_render(const struct mq_templates *templates, enum mq_template_kind kind,
+                          const char *const *vars);
+
+#endif
