@@ -12,6 +12,7 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 srcdir=${DEMO_SRCDIR:-$here}
+confdir=$(cd "$srcdir/../conf" && pwd -P)
 MQSCAND=${MQSCAND:-$here/../src/mqscand}
 DEMO_DIR=${DEMO_DIR:-$PWD/tmp-demo}
 . "$srcdir/../tests/smpair.sh"
@@ -48,8 +49,14 @@ state_dir = "$DEMO_DIR/state"
 scan_tmp_dir = "$DEMO_DIR/scantmp"
 pid_file = "$DEMO_DIR/mqscand.pid"
 clamav_database_dir = "$srcdir/sigs"
+filename_rules = "$confdir/filename.rules"
+filetype_rules = "$confdir/filetype.rules"
+template_dir = "$confdir/templates"
 postmaster = "postmaster@mqscan.test"
 local_domains = { "example.net" }
+# The demo's mail comes from 127.0.0.1; outside these networks it is inbound
+# mail, under the strictest policy.
+internal_networks = { "192.0.2.0/24" }
 batch_max_wait = 0.2
 CONF
 say "2. mqscand --lint:"
@@ -103,7 +110,7 @@ grep -E 'verdict=|started' "$DEMO_DIR/mqscand.log" | sed 's/^mqscand: info: /   
 say ""
 say "== Where each message went =="
 "$SMPAIR_PYTHON" - "$DEMO_DIR" <<'PY'
-import json, os, re, sys
+import email, email.policy, json, os, re, sys
 d = sys.argv[1]
 sink = os.path.join(d, "sink")
 for name in sorted(os.listdir(sink), key=lambda n: int(n.split(".")[0]) if n[0].isdigit() else 0):
@@ -118,11 +125,21 @@ for name in sorted(os.listdir(sink), key=lambda n: int(n.split(".")[0]) if n[0].
           % (subj.group(1)[:22] if subj else "?", env["mail_from"], ",".join(env["rcpt_tos"]),
              name[:-4] + ".eml"))
     print("   %22s X-mqscan: %s" % ("", " | ".join(stamp)))
-    if "removed by the mail gateway" in raw:
-        text = raw.split("This part of the message was removed", 1)[1].split("\r\n\r\n--", 1)[0]
-        print("   %22s the attachment was replaced by:" % "")
-        for line in ("This part of the message was removed" + text).split("\r\n"):
-            print("   %22s | %s" % ("", line))
+    msg = email.message_from_bytes(raw.encode("utf-8", "surrogateescape"), policy=email.policy.default)
+    for part in msg.walk():
+        if part.get_content_type() != "text/plain":
+            continue
+        text = part.get_content()
+        for marker, what in (("mqscan on the mail gateway", "notice added at the top of the text"),
+                             ("The attachment \"", "an attachment was replaced by")):
+            if text.startswith(marker):
+                print("   %22s %s:" % ("", what))
+                shown = text
+                if what.startswith("notice"):
+                    # the notice ends with the line naming the queue ID
+                    shown = re.split(r"(?<=queue ID \S{6,40}\.)\n", text, 1)[0]
+                for line in shown.rstrip("\n").split("\n"):
+                    print("   %22s | %s" % ("", line))
 q = os.path.join(d, "quarantine")
 for day in sorted(os.listdir(q)):
     if day == "tmp":

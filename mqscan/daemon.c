@@ -21,7 +21,9 @@
 #include "mqscan/process.h"
 #include "mqscan/quarantine.h"
 #include "mqscan/queue.h"
+#include "mqscan/rules.h"
 #include "mqscan/scanner.h"
+#include "mqscan/template.h"
 #include "mqscan/watch.h"
 
 /* How long --once keeps retrying messages that sendmail still has locked. */
@@ -35,13 +37,15 @@ struct daemon_runtime {
     struct mq_queue *incoming;
     struct mq_queue *outgoing;
     struct mq_quarantine *quarantine;
+    struct mq_rules *rules;
+    struct mq_templates *templates;
     struct mq_watch *watch;
     struct mq_process_ctx ctx;
     int statefd;
 };
 
 struct daemon_stats {
-    unsigned long counts[MQ_OUTCOME_SKIPPED + 1];
+    unsigned long counts[MQ_OUTCOME_COUNT];
     uint64_t bytes;
 };
 
@@ -88,6 +92,8 @@ daemon_runtime_free(struct daemon_runtime **rtp)
     if (rt == NULL)
         return;
     mq_watch_free(&rt->watch);
+    mq_rules_free(&rt->rules);
+    mq_templates_free(&rt->templates);
     mq_quarantine_free(&rt->quarantine);
     mq_queue_free(&rt->incoming);
     mq_queue_free(&rt->outgoing);
@@ -99,17 +105,28 @@ daemon_runtime_free(struct daemon_runtime **rtp)
     *rtp = NULL;
 }
 
+/* The engine the configuration asks for. */
+static struct mq_scanner *
+daemon_scanner_new(const struct mq_config *c, const char *tmp_dir, GError **err)
+{
+    struct mq_scanner_limits limits = {
+        .max_scan_size = c->clamav_max_scan_size,
+        .max_file_size = c->clamav_max_file_size,
+        .max_recursion = c->clamav_max_recursion,
+        .max_files = c->clamav_max_files,
+        .max_scan_time_ms = c->clamav_max_scan_time,
+    };
+
+    if (c->engine == MQ_ENGINE_CLAMD)
+        return mq_scanner_new_clamd((const char *const *)c->clamd_servers, c->clamd_timeout,
+                                    err);
+    return mq_scanner_new(c->clamav_database_dir, tmp_dir, &limits, err);
+}
+
 static struct daemon_runtime *
 daemon_runtime_new(struct mq_config *config, bool watch, GError **err)
 {
     struct daemon_runtime *rt = g_new0(struct daemon_runtime, 1);
-    struct mq_scanner_limits limits = {
-        .max_scan_size = config->clamav_max_scan_size,
-        .max_file_size = config->clamav_max_file_size,
-        .max_recursion = config->clamav_max_recursion,
-        .max_files = config->clamav_max_files,
-        .max_scan_time_ms = config->clamav_max_scan_time,
-    };
     const char *own_dirs[] = { config->hold_dir, config->state_dir, config->scan_tmp_dir };
 
     rt->config = config;
@@ -132,7 +149,10 @@ daemon_runtime_new(struct mq_config *config, bool watch, GError **err)
             g_error_free(error);
         }
     }
-    rt->scanner = mq_scanner_new(config->clamav_database_dir, config->scan_tmp_dir, &limits, err);
+    if ((rt->rules = mq_rules_load(config->filename_rules, config->filetype_rules, err)) == NULL ||
+        (rt->templates = mq_templates_load(config->template_dir, config->language, err)) == NULL)
+        goto fail_config;
+    rt->scanner = daemon_scanner_new(config, config->scan_tmp_dir, err);
     if (rt->scanner == NULL)
         goto fail;
     rt->ctx.config = rt->config;
@@ -140,6 +160,8 @@ daemon_runtime_new(struct mq_config *config, bool watch, GError **err)
     rt->ctx.incoming = rt->incoming;
     rt->ctx.outgoing = rt->outgoing;
     rt->ctx.quarantine = rt->quarantine;
+    rt->ctx.rules = rt->rules;
+    rt->ctx.templates = rt->templates;
     return rt;
 
 fail_config:
@@ -228,13 +250,6 @@ mq_daemon_free(struct mq_daemon **daemon)
 char *
 mq_daemon_lint(const struct mq_config *c, GError **err)
 {
-    struct mq_scanner_limits limits = {
-        .max_scan_size = c->clamav_max_scan_size,
-        .max_file_size = c->clamav_max_file_size,
-        .max_recursion = c->clamav_max_recursion,
-        .max_files = c->clamav_max_files,
-        .max_scan_time_ms = c->clamav_max_scan_time,
-    };
     const struct { const char *what, *path; bool must_exist; } dirs[] = {
         { "incoming_queue_dir", c->incoming_queue_dir, true },
         { "outgoing_queue_dir", c->outgoing_queue_dir, true },
@@ -246,6 +261,8 @@ mq_daemon_lint(const struct mq_config *c, GError **err)
     };
     GString *report = g_string_new(NULL);
     struct mq_scanner *scanner;
+    struct mq_rules *rules;
+    struct mq_templates *templates;
     struct stat st;
 
     for (size_t i = 0; i < G_N_ELEMENTS(dirs); i++) {
@@ -262,16 +279,32 @@ mq_daemon_lint(const struct mq_config *c, GError **err)
         g_string_append_printf(report, "note: %s %s does not exist yet; mqscand creates it\n",
                                dirs[i].what, dirs[i].path);
     }
-    scanner = mq_scanner_new(c->clamav_database_dir,
-                             stat(c->scan_tmp_dir, &st) == 0 ? c->scan_tmp_dir : NULL,
-                             &limits, err);
+    rules = mq_rules_load(c->filename_rules, c->filetype_rules, err);
+    if (rules == NULL)
+        goto fail_config;
+    g_string_append_printf(report, "rules: %zu from %s and %s\n", mq_rules_count(rules),
+                           c->filename_rules, c->filetype_rules);
+    mq_rules_free(&rules);
+    templates = mq_templates_load(c->template_dir, c->language, err);
+    if (templates == NULL)
+        goto fail_config;
+    g_string_append_printf(report, "templates: %s/%s\n", c->template_dir, c->language);
+    mq_templates_free(&templates);
+    scanner = daemon_scanner_new(c, stat(c->scan_tmp_dir, &st) == 0 ? c->scan_tmp_dir : NULL,
+                                 err);
     if (scanner == NULL) {
         g_string_free(report, TRUE);
         return NULL;
     }
-    g_string_append_printf(report, "signatures: %s\n", mq_scanner_describe(scanner));
+    g_string_append_printf(report, "engine: %s\n", mq_scanner_describe(scanner));
     mq_scanner_unref(&scanner);
     return g_string_free(report, FALSE);
+
+fail_config:
+    if (err != NULL && *err != NULL)
+        (*err)->code = MQ_ERROR_CONFIG;
+    g_string_free(report, TRUE);
+    return NULL;
 }
 
 const char *
@@ -323,8 +356,10 @@ daemon_heartbeat(struct mq_daemon *d)
     char line[128];
     GError *error = NULL;
     int n = g_snprintf(line, sizeof(line), "%ld %lld %lu\n", (long)getpid(), (long long)time(NULL),
-                       d->stats.counts[MQ_OUTCOME_DELIVERED] + d->stats.counts[MQ_OUTCOME_CLEANED] +
-                       d->stats.counts[MQ_OUTCOME_HELD]);
+                       d->stats.counts[MQ_OUTCOME_DELIVERED] + d->stats.counts[MQ_OUTCOME_PASSED] +
+                       d->stats.counts[MQ_OUTCOME_CLEANED] +
+                       d->stats.counts[MQ_OUTCOME_QUARANTINED] +
+                       d->stats.counts[MQ_OUTCOME_DELETED] + d->stats.counts[MQ_OUTCOME_HELD]);
 
     if (mq_fs_write_atomic(d->rt->statefd, "heartbeat.tmp", "heartbeat", line, (size_t)n,
                            &error) < 0) {
@@ -430,13 +465,15 @@ static void
 daemon_summary(struct mq_daemon *d, double seconds)
 {
     const unsigned long *c = d->stats.counts;
-    unsigned long total = c[MQ_OUTCOME_DELIVERED] + c[MQ_OUTCOME_CLEANED] + c[MQ_OUTCOME_HELD];
+    unsigned long total = c[MQ_OUTCOME_DELIVERED] + c[MQ_OUTCOME_PASSED] + c[MQ_OUTCOME_CLEANED] +
+                          c[MQ_OUTCOME_QUARANTINED] + c[MQ_OUTCOME_DELETED] + c[MQ_OUTCOME_HELD];
 
-    mq_log_info("processed %lu messages (%lu clean, %lu infected, %lu held), %lu deferred, "
-                "%.1f MB in %.2f s (%.1f msg/s)",
-                total, c[MQ_OUTCOME_DELIVERED], c[MQ_OUTCOME_CLEANED], c[MQ_OUTCOME_HELD],
-                c[MQ_OUTCOME_DEFERRED], (double)d->stats.bytes / 1e6, seconds,
-                seconds > 0 ? (double)total / seconds : 0.0);
+    mq_log_info("processed %lu messages (%lu clean, %lu passed, %lu cleaned, %lu quarantined, "
+                "%lu deleted, %lu held), %lu deferred, %.1f MB in %.2f s (%.1f msg/s)",
+                total, c[MQ_OUTCOME_DELIVERED], c[MQ_OUTCOME_PASSED], c[MQ_OUTCOME_CLEANED],
+                c[MQ_OUTCOME_QUARANTINED],
+                c[MQ_OUTCOME_DELETED], c[MQ_OUTCOME_HELD], c[MQ_OUTCOME_DEFERRED],
+                (double)d->stats.bytes / 1e6, seconds, seconds > 0 ? (double)total / seconds : 0.0);
 }
 
 int

@@ -1,5 +1,6 @@
 #include <config.h>
 
+#include <errno.h>
 #include <stdbool.h>
 #include <string.h>
 
@@ -347,6 +348,30 @@ mq_message_foreach_leaf(struct mq_message *msg,
 }
 
 /*
+ * Parts made by this module to take the place of removed ones carry this
+ * mark, so that mq_message_prepend_notice() never writes into them. It is
+ * kept on the GMime object itself rather than in the leaf table, which is
+ * rebuilt by every walk and emptied by mq_message_replace_body().
+ */
+static GQuark
+message_replacement_quark(void)
+{
+    return g_quark_from_static_string("mq-message-replacement");
+}
+
+static void
+message_mark_replacement(GMimeObject *object)
+{
+    g_object_set_qdata(G_OBJECT(object), message_replacement_quark(), GINT_TO_POINTER(1));
+}
+
+static bool
+message_is_replacement(GMimeObject *object)
+{
+    return g_object_get_qdata(G_OBJECT(object), message_replacement_quark()) != NULL;
+}
+
+/*
  * The part that takes the place of a removed one: text/plain; charset=utf-8,
  * inline, quoted-printable. Quoted-printable keeps ASCII readable, turns
  * 8-bit text into 7-bit (so it survives any transport) and breaks long lines
@@ -380,6 +405,7 @@ message_new_text_part(const char *text)
     stream = g_mime_stream_mem_new_with_byte_array(buf);   /* owns buf */
 
     part = g_mime_text_part_new_with_subtype("plain");
+    message_mark_replacement(GMIME_OBJECT(part));
     g_mime_object_set_content_type_parameter(GMIME_OBJECT(part), "charset", "utf-8");
     g_mime_object_set_disposition(GMIME_OBJECT(part), GMIME_DISPOSITION_INLINE);
     content = g_mime_data_wrapper_new_with_stream(stream, GMIME_CONTENT_ENCODING_DEFAULT);
@@ -458,6 +484,304 @@ bool
 mq_message_body_replaced(const struct mq_message *msg)
 {
     return msg->body_replaced;
+}
+
+/* ---- the notice at the top of the text ------------------------------------ */
+
+/*
+ * Whether the notice may go into object or, for a container, anywhere below
+ * it. A part the sender marked as an attachment is a file, not the text the
+ * recipient reads, and neither is one that carries a file name even though
+ * it is inline (a .txt or .csv the user may save): writing into it would
+ * change the file. A message/rfc822 attachment is skipped as a whole: its
+ * text is somebody else's message. Parts this module made are skipped too.
+ */
+static bool
+message_notice_may_enter(GMimeObject *object)
+{
+    GMimeContentDisposition *disposition = g_mime_object_get_content_disposition(object);
+
+    if (disposition != NULL && g_mime_content_disposition_is_attachment(disposition))
+        return false;
+    if (message_is_replacement(object))
+        return false;
+    if (GMIME_IS_PART(object) && g_mime_part_get_filename(GMIME_PART(object)) != NULL)
+        return false;
+    return true;
+}
+
+/*
+ * The first text/plain leaf in the order of mq_message_foreach_leaf()
+ * (depth-first, children in order, into attached messages) that the notice
+ * may go into, or NULL. The walk keeps its own stack instead of recursing,
+ * so it needs no depth limit: the tree is bounded by the message size, and
+ * the caller's limits were applied by the scan walk already.
+ */
+static GMimePart *
+message_notice_target(GMimeObject *top)
+{
+    GPtrArray *stack = g_ptr_array_new();
+    GMimePart *found = NULL;
+
+    g_ptr_array_add(stack, top);
+    while (stack->len > 0 && found == NULL) {
+        GMimeObject *object = g_ptr_array_remove_index(stack, stack->len - 1);
+
+        if (!message_notice_may_enter(object))
+            continue;
+        if (GMIME_IS_MULTIPART(object)) {
+            GMimeMultipart *multipart = GMIME_MULTIPART(object);
+
+            /* Pushed last to first, so the first child comes off first. */
+            for (int i = g_mime_multipart_get_count(multipart); i-- > 0;) {
+                GMimeObject *child = g_mime_multipart_get_part(multipart, i);
+
+                if (child != NULL)
+                    g_ptr_array_add(stack, child);
+            }
+        } else if (GMIME_IS_MESSAGE_PART(object)) {
+            GMimeMessage *inner = g_mime_message_part_get_message(GMIME_MESSAGE_PART(object));
+            GMimeObject *inner_part = inner != NULL ? g_mime_message_get_mime_part(inner) : NULL;
+
+            if (inner_part != NULL)
+                g_ptr_array_add(stack, inner_part);
+        } else if (GMIME_IS_PART(object)
+                   && g_mime_content_type_is_type(g_mime_object_get_content_type(object),
+                                                  "text", "plain")) {
+            found = GMIME_PART(object);
+        }
+    }
+    g_ptr_array_unref(stack);
+    return found;
+}
+
+/* True if data (len bytes) is UTF-8, NUL bytes allowed (GLib's validator
+ * stops at them). */
+static bool
+message_utf8_ok(const char *data, size_t len)
+{
+    const char *end;
+
+    while (len > 0) {
+        if (g_utf8_validate_len(data, len, &end))
+            return true;
+        if (*end != '\0')
+            return false;
+        len -= (size_t)(end - data) + 1;
+        data = end + 1;
+    }
+    return true;
+}
+
+/*
+ * Appends data, in the iconv charset from, to out as UTF-8. What the
+ * charset cannot decode becomes U+FFFD, one per bad byte, and the
+ * conversion goes on after it: a few broken bytes must not cost the
+ * recipient the rest of the text. Returns false (and appends nothing) if
+ * iconv does not know the charset.
+ */
+static bool
+message_convert_lossy(GString *out, const char *from, const char *data, size_t len)
+{
+    GIConv cd = g_iconv_open("UTF-8", from);
+    char buf[4096];
+    char *in = (char *)data, *o;
+    gsize in_left = len, o_left;
+
+    if (cd == (GIConv)-1)
+        return false;
+    while (in_left > 0) {
+        gsize n;
+
+        o = buf;
+        o_left = sizeof(buf);
+        n = g_iconv(cd, &in, &in_left, &o, &o_left);
+        g_string_append_len(out, buf, (gssize)(sizeof(buf) - o_left));
+        if (n != (gsize)-1 || errno == E2BIG)
+            continue;
+        /* EILSEQ, or EINVAL for a sequence cut short by the end. */
+        g_string_append(out, "\xef\xbf\xbd");
+        in++;
+        in_left--;
+    }
+    /* Back to the initial shift state (ISO-2022-JP and the like). */
+    o = buf;
+    o_left = sizeof(buf);
+    if (g_iconv(cd, NULL, NULL, &o, &o_left) != (gsize)-1)
+        g_string_append_len(out, buf, (gssize)(sizeof(buf) - o_left));
+    g_iconv_close(cd);
+    return true;
+}
+
+/*
+ * Appends the decoded content of a text part to out as UTF-8. A declared
+ * charset that iconv knows is used, whatever the bytes look like. Without
+ * one (or with us-ascii, often wrong for 8-bit text, or with a charset
+ * nobody knows), UTF-8 is taken if the bytes are UTF-8, else Windows-1252,
+ * the usual undeclared 8-bit charset (a superset of Latin-1's printable
+ * characters).
+ */
+static bool
+message_charset_is_ascii(const char *charset)
+{
+    static const char *const names[] = { "us-ascii", "ascii", "ansi_x3.4-1968", "iso646-us", "us" };
+    const char *canon = g_mime_charset_canon_name(charset);
+
+    for (gsize i = 0; i < G_N_ELEMENTS(names); i++)
+        if (g_ascii_strcasecmp(charset, names[i]) == 0
+            || (canon != NULL && g_ascii_strcasecmp(canon, names[i]) == 0))
+            return true;
+    return false;
+}
+
+static void
+message_append_as_utf8(GString *out, const char *charset, const char *data, size_t len)
+{
+    if (charset != NULL && *charset != '\0' && !message_charset_is_ascii(charset)) {
+        if (message_convert_lossy(out, g_mime_charset_iconv_name(charset), data, len))
+            return;
+    }
+    if (message_utf8_ok(data, len)) {
+        g_string_append_len(out, data, (gssize)len);
+        return;
+    }
+    if (message_convert_lossy(out, "WINDOWS-1252", data, len))
+        return;
+    /* XXX an iconv without Windows-1252: Latin-1 by hand, which cannot fail. */
+    for (size_t i = 0; i < len; i++)
+        g_string_append_unichar(out, (guchar)data[i]);
+}
+
+/*
+ * Writes the notice, one line at a time, with the part's own line ends and
+ * then a blank line, into out. In a format=flowed part (RFC 3676) the lines
+ * must not end in a space, which would join them to the next one, and a line
+ * that starts with a space, ">" or "From " is space-stuffed, so that the
+ * notice reads the same whether or not the reader unflows it.
+ */
+static void
+message_format_notice(GString *out, const char *text, const char *eol, bool flowed)
+{
+    char *valid = NULL;
+    const char *p, *end;
+    size_t len;
+
+    if (!g_utf8_validate(text, -1, NULL))
+        text = valid = g_utf8_make_valid(text, -1);
+    len = strlen(text);
+    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r'))
+        len--;
+    p = text;
+    end = text + len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t n = (size_t)((nl != NULL ? nl : end) - p);
+
+        if (n > 0 && p[n - 1] == '\r')
+            n--;
+        if (flowed) {
+            while (n > 0 && p[n - 1] == ' ')
+                n--;
+            if (n > 0 && (p[0] == ' ' || p[0] == '>' || (n >= 5 && memcmp(p, "From ", 5) == 0)))
+                g_string_append_c(out, ' ');
+        }
+        g_string_append_len(out, p, (gssize)n);
+        g_string_append(out, eol);
+        p = nl != NULL ? nl + 1 : end;
+    }
+    if (len > 0)
+        g_string_append(out, eol);
+    g_free(valid);
+}
+
+/*
+ * The part keeps its headers except for what the new content changes: the
+ * charset becomes utf-8, the transfer encoding is the one GMime finds best
+ * for 7-bit transport (7bit for short ASCII lines, else quoted-printable,
+ * or base64 for text that is mostly 8-bit or holds NUL bytes), and a
+ * Content-MD5 would now be false, so it goes. format=flowed and delsp stay
+ * true: the old text is unchanged and the notice lines are made to fit.
+ */
+int
+mq_message_prepend_notice(struct mq_message *msg, const char *text, GError **err)
+{
+    GMimeStream *decoded = NULL, *stream = NULL;
+    GMimeDataWrapper *content = NULL;
+    GString *body = NULL, *notice = NULL;
+    GMimeContentEncoding encoding;
+    GMimeObject *top, *object;
+    GMimePart *part;
+    GByteArray *raw, *buf;
+    const char *format, *nl;
+    size_t len;
+    int rc = -1;
+
+    if (msg == NULL || text == NULL)
+        mq_log_panic("mq_message_prepend_notice: invalid arguments");
+    top = g_mime_message_get_mime_part(msg->message);
+    part = top != NULL ? message_notice_target(top) : NULL;
+    if (part == NULL)
+        return 0;
+    object = GMIME_OBJECT(part);
+
+    /* The content with its transfer encoding undone. */
+    decoded = g_mime_stream_mem_new();
+    if (g_mime_part_get_content(part) != NULL
+        && g_mime_data_wrapper_write_to_stream(g_mime_part_get_content(part), decoded) < 0) {
+        g_set_error(err, MQ_ERROR, MQ_ERROR_CORRUPT, "cannot decode the text part for the notice");
+        goto out;
+    }
+    raw = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(decoded));
+
+    body = g_string_sized_new(raw->len + 1024);
+    message_append_as_utf8(body, g_mime_object_get_content_type_parameter(object, "charset"),
+                           raw->len > 0 ? (const char *)raw->data : "", raw->len);
+    g_clear_object(&decoded);
+
+    /* The notice uses the line ends of the text it goes above: a text that
+     * was base64 in CRLF form stays CRLF throughout. */
+    nl = memchr(body->str, '\n', body->len);
+    format = g_mime_object_get_content_type_parameter(object, "format");
+    notice = g_string_new(NULL);
+    message_format_notice(notice, text,
+                          nl != NULL && nl > body->str && nl[-1] == '\r' ? "\r\n" : "\n",
+                          format != NULL && g_ascii_strcasecmp(format, "flowed") == 0);
+    g_string_prepend_len(body, notice->str, (gssize)notice->len);
+
+    if (body->len >= G_MAXUINT) {
+        g_set_error(err, MQ_ERROR, MQ_ERROR_LIMIT, "text part too large for the notice (%zu bytes)",
+                    body->len);
+        goto out;
+    }
+    len = body->len;
+    buf = g_byte_array_new_take((guint8 *)g_string_free(body, FALSE), len);
+    body = NULL;
+    stream = g_mime_stream_mem_new_with_byte_array(buf);     /* owns buf */
+    content = g_mime_data_wrapper_new_with_stream(stream, GMIME_CONTENT_ENCODING_DEFAULT);
+    g_mime_part_set_content(part, content);
+    g_mime_object_set_content_type_parameter(object, "charset", "utf-8");
+    g_mime_object_remove_header(object, "Content-MD5");
+    /* GMime says "default" for text that is 7-bit as it is; we say so in
+     * the header, since the part's old one may have said otherwise. */
+    encoding = g_mime_part_get_best_content_encoding(part, GMIME_ENCODING_CONSTRAINT_7BIT);
+    if (encoding == GMIME_CONTENT_ENCODING_DEFAULT)
+        encoding = GMIME_CONTENT_ENCODING_7BIT;
+    g_mime_part_set_content_encoding(part, encoding);
+    /* The message's own Content-* headers describe this part: the caller
+     * must rewrite them, as after a replacement of the top-level part. */
+    if (object == g_mime_message_get_mime_part(msg->message))
+        msg->body_replaced = true;
+    rc = 1;
+
+out:
+    g_clear_object(&content);
+    g_clear_object(&stream);
+    g_clear_object(&decoded);
+    if (notice != NULL)
+        g_string_free(notice, TRUE);
+    if (body != NULL)
+        g_string_free(body, TRUE);
+    return rc;
 }
 
 int

@@ -8,11 +8,26 @@
 #include "mqscan/error.h"
 #include "mqscan/log.h"
 #include "mqscan/message.h"
+#include "mqscan/policy.h"
 #include "mqscan/process.h"
 #include "mqscan/qf.h"
 
 #define PROCESS_STATUS_HEADER "X-mqscan"
-#define PROCESS_MAX_FINDINGS 50
+/* Findings kept per message; a message with more is not less dangerous,
+ * and the first ones say enough in logs, notices and quarantine. */
+#define PROCESS_MAX_FINDINGS 100
+#define PROCESS_NAME_MAX 200
+
+/* What a check found, in one leaf part or (leaf < 0) the whole message. */
+struct process_finding {
+    enum mq_finding kind;
+    int leaf;
+    char *name;                 /* virus, limit or rule name; sanitized */
+    char *reason;               /* for the recipient; sanitized */
+    char *filename;             /* sanitized, "" if none */
+    enum mq_action action;
+    GBytes *content;            /* the leaf's decoded content, for quarantine */
+};
 
 /* Everything one message needs while it is processed; freed at the end. */
 struct process_job {
@@ -22,107 +37,146 @@ struct process_job {
     struct mq_qf *qf;           /* borrowed from entry */
     GString *headers;           /* header block as a reader sees it */
     struct mq_message *msg;     /* NULL if GMime could not parse it */
-    GPtrArray *findings;        /* char *: "part N (name): Virus" */
-    GArray *infected_leaves;    /* unsigned leaf indexes */
-    GPtrArray *leaf_notes;      /* char *: notice text per infected leaf */
-    bool whole_infected;
-    char *whole_virus;
-    char *unscannable;          /* why the message cannot be scanned */
-    GError *engine_error;
+    GPtrArray *findings;        /* struct process_finding * */
+    enum mq_direction direction;
+    enum mq_action action;      /* the most severe of the findings' */
+    GError *engine_error;       /* a check could not be done: no verdict */
 };
 
-static void
-process_log_outcome(const struct process_job *job, struct mq_process_result *r)
+/* Reasons for the recipient, for findings that no rule file words. The
+ * rule files carry their own user texts. */
+static const char *
+process_reason(const struct mq_config *c, enum mq_finding kind)
 {
-    char *sender = mq_log_sanitize(job->qf ? mq_qf_sender(job->qf) : "?", MQ_LOG_FIELD_MAX);
-    char *detail = mq_log_sanitize(r->detail ? r->detail : "", 400);
-    unsigned nrcpt = job->qf ? (unsigned)mq_qf_rcpt_count(job->qf) : 0;
-
-    if (r->outcome == MQ_OUTCOME_DEFERRED)
-        mq_log_error("%s: from=<%s> size=%" G_GUINT64_FORMAT " nrcpt=%u verdict=%s%s%s time=%.3fs",
-                     job->id, sender, r->size, nrcpt, mq_process_outcome_name(r->outcome),
-                     *detail ? " reason=" : "", detail, r->seconds);
-    else
-        mq_log_info("%s: from=<%s> size=%" G_GUINT64_FORMAT " nrcpt=%u verdict=%s%s%s time=%.3fs",
-                    job->id, sender, r->size, nrcpt, mq_process_outcome_name(r->outcome),
-                    *detail ? " " : "", detail, r->seconds);
-    g_free(sender);
-    g_free(detail);
+    static const char *const en[MQ_FINDING_COUNT] = {
+        "It contained a virus.",
+        "This type of file is not accepted here.",
+        "It could not be checked completely: it exceeds a scanning limit.",
+        "It is an encrypted archive, whose contents cannot be checked.",
+        "It cannot be scanned (for example, a fragment of a larger message).",
+    };
+    static const char *const fr[MQ_FINDING_COUNT] = {
+        "Elle contenait un virus.",
+        "Ce type de fichier n’est pas accepté ici.",
+        "Elle n’a pas pu être entièrement vérifiée : une limite d’analyse est dépassée.",
+        "C’est une archive chiffrée, dont le contenu ne peut pas être vérifié.",
+        "Elle ne peut pas être analysée (par exemple, un fragment d’un message plus grand).",
+    };
+    return strcmp(c->language, "fr") == 0 ? fr[kind] : en[kind];
 }
 
-/* Scan verdicts from the engine, folded into the job. Returns -1 when the
- * walk must stop (unscannable or engine error). */
-static int
-process_note_verdict(struct process_job *job, int verdict, char *name, GError *error,
-                     const char *where)
+static void
+process_finding_free(gpointer p)
 {
+    struct process_finding *f = p;
+
+    g_free(f->name);
+    g_free(f->reason);
+    g_free(f->filename);
+    if (f->content != NULL)
+        g_bytes_unref(f->content);
+    g_free(f);
+}
+
+static void
+process_add_finding(struct process_job *job, enum mq_finding kind, int leaf, const char *name,
+                    const char *reason, const char *filename, const void *data, size_t len)
+{
+    struct process_finding *f;
+
+    if (job->findings->len >= PROCESS_MAX_FINDINGS)
+        return;
+    f = g_new0(struct process_finding, 1);
+    f->kind = kind;
+    f->leaf = leaf;
+    f->name = mq_log_sanitize(name ? name : "", PROCESS_NAME_MAX);
+    f->reason = mq_log_sanitize(reason ? reason : process_reason(job->ctx->config, kind),
+                                PROCESS_NAME_MAX);
+    f->filename = mq_log_sanitize(filename ? filename : "", PROCESS_NAME_MAX);
+    if (leaf >= 0 && data != NULL)
+        f->content = g_bytes_new(data, len);
+    g_ptr_array_add(job->findings, f);
+}
+
+/* Folds a scan result into the job. Returns -1 when there is no verdict. */
+static int
+process_note_scan(struct process_job *job, int verdict, char *name, GError *error, int leaf,
+                  const char *filename, const void *data, size_t len)
+{
+    static const enum mq_finding kinds[] = {
+        [MQ_SCAN_INFECTED] = MQ_FINDING_INFECTED,
+        [MQ_SCAN_UNSCANNABLE] = MQ_FINDING_LIMITS,
+        [MQ_SCAN_ENCRYPTED] = MQ_FINDING_ENCRYPTED,
+    };
+
     if (verdict < 0) {
         job->engine_error = error;
         return -1;
     }
-    if (verdict == MQ_SCAN_UNSCANNABLE) {
-        job->unscannable = g_strdup_printf("%s: %s", where, name);
-        g_free(name);
-        return -1;
-    }
+    if (verdict != MQ_SCAN_CLEAN)
+        process_add_finding(job, kinds[verdict], leaf, name, NULL, filename, data, len);
     g_free(name);
     return 0;
 }
 
 static int
-process_scan_leaf(const struct mq_message_leaf *leaf, const void *data, size_t len,
-                  void *ctxp, GError **err)
+process_check_leaf(const struct mq_message_leaf *leaf, const void *data, size_t len,
+                   void *ctxp, GError **err)
 {
     struct process_job *job = ctxp;
-    char *name = NULL, *where;
+    const struct mq_process_ctx *ctx = job->ctx;
+    struct mq_rules_limits limits = { ctx->config->clamav_max_files, 1024 };
+    struct mq_rules_match match = { 0 };
+    char *name = NULL;
     GError *error = NULL;
-    int verdict, rc;
+    int rc, verdict;
 
     /* A fragment is only dangerous once the reader's client joins the
-     * fragments, which no scanner here ever sees: refuse to pass it. */
+     * fragments, which no scanner here ever sees. */
     if (g_ascii_strcasecmp(leaf->content_type, "message/partial") == 0) {
-        job->unscannable = g_strdup_printf("part %u: message/partial cannot be scanned",
-                                           leaf->index + 1);
-        g_set_error_literal(err, MQ_ERROR, MQ_ERROR_LIMIT, job->unscannable);
-        return -1;
-    }
-    verdict = mq_scanner_scan(job->ctx->scanner, data, len, leaf->filename, &name, &error);
-    if (verdict == MQ_SCAN_INFECTED) {
-        char *fname = mq_log_sanitize(leaf->filename ? leaf->filename : "", 120);
-        char *host = job->ctx->config->hostname;
-        g_array_append_val(job->infected_leaves, leaf->index);
-        if (job->findings->len < PROCESS_MAX_FINDINGS)
-            g_ptr_array_add(job->findings,
-                            g_strdup_printf("part %u%s%s%s: %s", leaf->index + 1,
-                                            *fname ? " (" : "", fname, *fname ? ")" : "", name));
-        g_ptr_array_add(job->leaf_notes, g_strdup_printf(
-            "This part of the message was removed by the mail gateway %s\n"
-            "because it contained a virus.\n\n"
-            "  File name: %s\n"
-            "  Type:      %s\n"
-            "  Found:     %s\n"
-            "  Queue ID:  %s\n\n"
-            "The original message is kept in quarantine. If you need it, ask\n"
-            "your postmaster (%s) and quote the queue ID.\n",
-            host, *fname ? fname : "(none)", leaf->content_type, name, job->id,
-            job->ctx->config->postmaster));
-        g_free(fname);
-        g_free(name);
+        process_add_finding(job, MQ_FINDING_UNSCANNABLE, (int)leaf->index, "message/partial",
+                            NULL, leaf->filename, data, len);
         return 0;
     }
-    where = g_strdup_printf("part %u", leaf->index + 1);
-    rc = process_note_verdict(job, verdict, name, error, where);
-    g_free(where);
-    if (rc < 0)
-        g_set_error_literal(err, MQ_ERROR, MQ_ERROR_ENGINE, "scan stopped");
-    return rc;
+    rc = mq_rules_check(ctx->rules, &limits, leaf->filename, data, len, &match, &error);
+    if (rc < 0) {
+        job->engine_error = error;
+        g_set_error_literal(err, MQ_ERROR, MQ_ERROR_ENGINE, "rules check failed");
+        return -1;
+    }
+    if (rc > 0) {
+        char *what = g_strdup_printf("%s (%s%s)", match.log_text, match.in_archive ? "in archive: " : "",
+                                     match.subject);
+        process_add_finding(job, MQ_FINDING_BANNED, (int)leaf->index, what, match.user_text,
+                            leaf->filename, data, len);
+        g_free(what);
+        mq_rules_match_clear(&match);
+    }
+    verdict = mq_scanner_scan(ctx->scanner, data, len, leaf->filename, &name, &error);
+    if (process_note_scan(job, verdict, name, error, (int)leaf->index, leaf->filename, data,
+                          len) < 0) {
+        g_set_error_literal(err, MQ_ERROR, MQ_ERROR_ENGINE, "scan failed");
+        return -1;
+    }
+    return 0;
 }
 
-/* Whole message first (libclamav's own mail parser also finds what GMime
- * does not decode, such as uuencode inside a text part), then every decoded
- * leaf as GMime sees it, which is what the rebuilt message will hold. */
+static bool
+process_leaf_has(const struct process_job *job, enum mq_finding kind)
+{
+    for (guint i = 0; i < job->findings->len; i++) {
+        const struct process_finding *f = g_ptr_array_index(job->findings, i);
+        if (f->leaf >= 0 && f->kind == kind)
+            return true;
+    }
+    return false;
+}
+
+/* The whole message first (libclamav's own mail parser also finds what the
+ * MIME structure does not show, such as uuencode inside a text part), then
+ * every decoded leaf as GMime sees it, which is what will be delivered. */
 static void
-process_scan(struct process_job *job, const char *buf, size_t len)
+process_check(struct process_job *job, const char *buf, size_t len)
 {
     const struct mq_config *c = job->ctx->config;
     struct mq_message_limits limits = { c->max_mime_depth, c->max_mime_parts };
@@ -133,12 +187,8 @@ process_scan(struct process_job *job, const char *buf, size_t len)
     int verdict;
 
     verdict = mq_scanner_scan(job->ctx->scanner, buf, len, job->id, &name, &error);
-    if (verdict == MQ_SCAN_INFECTED) {
-        job->whole_infected = true;
-        job->whole_virus = name;
-    } else if (process_note_verdict(job, verdict, name, error, "message") < 0) {
+    if (process_note_scan(job, verdict, name, error, -1, NULL, NULL, 0) < 0)
         return;
-    }
 
     df = mq_queue_entry_df(job->entry, &df_len);
     job->msg = mq_message_parse(job->headers->str, job->headers->len, df, df_len, &error);
@@ -148,101 +198,200 @@ process_scan(struct process_job *job, const char *buf, size_t len)
         g_clear_error(&error);
         return;
     }
-    if (mq_message_foreach_leaf(job->msg, &limits, process_scan_leaf, job, &error) < 0) {
-        if (error->code == MQ_ERROR_LIMIT && job->unscannable == NULL && job->engine_error == NULL)
-            job->unscannable = g_strdup(error->message);
+    if (mq_message_foreach_leaf(job->msg, &limits, process_check_leaf, job, &error) < 0) {
+        if (error->code == MQ_ERROR_LIMIT)
+            process_add_finding(job, MQ_FINDING_UNSCANNABLE, -1, error->message, NULL, NULL,
+                                NULL, 0);
         g_clear_error(&error);
+        if (job->engine_error != NULL)
+            return;
+    }
+
+    /* A whole-message finding that a leaf explains says nothing more. */
+    for (guint i = job->findings->len; i > 0; i--) {
+        struct process_finding *f = g_ptr_array_index(job->findings, i - 1);
+        if (f->leaf < 0 && f->kind != MQ_FINDING_UNSCANNABLE && process_leaf_has(job, f->kind))
+            g_ptr_array_remove_index(job->findings, i - 1);
     }
 }
 
 static void
-process_add_status(struct process_job *job, const char *status)
-{
-    mq_qf_remove_headers(job->qf, PROCESS_STATUS_HEADER);
-    mq_qf_add_header(job->qf, PROCESS_STATUS_HEADER, status);
-}
-
-/* Builds the body to deliver for an infected message into out. */
-static int
-process_rebuild(struct process_job *job, GByteArray *out, GError **err)
+process_decide(struct process_job *job)
 {
     const struct mq_config *c = job->ctx->config;
+    size_t n = mq_qf_rcpt_count(job->qf);
+    const char **rcpts = g_new0(const char *, n + 1);
 
-    if (job->msg != NULL && job->infected_leaves->len > 0) {
-        for (guint i = 0; i < job->infected_leaves->len; i++) {
-            unsigned idx = g_array_index(job->infected_leaves, unsigned, i);
-            if (mq_message_replace_leaf(job->msg, idx, g_ptr_array_index(job->leaf_notes, i),
-                                        NULL) < 0) {
-                job->infected_leaves->len = 0;   /* fall back to the whole body */
-                break;
-            }
-        }
+    for (size_t i = 0; i < n; i++)
+        rcpts[i] = mq_qf_rcpt(job->qf, i, NULL);
+    job->direction = mq_policy_direction(c, mq_qf_macro(job->qf, "_"), mq_qf_sender(job->qf),
+                                         rcpts, n);
+    g_free(rcpts);
+    job->action = MQ_ACTION_DELIVER;
+    for (guint i = 0; i < job->findings->len; i++) {
+        struct process_finding *f = g_ptr_array_index(job->findings, i);
+        f->action = mq_policy_action(c, job->direction, f->kind, f->name);
+        job->action = MAX(job->action, f->action);
     }
-    if (job->msg == NULL || job->infected_leaves->len == 0) {
-        /* libclamav found something GMime's parts do not show (or the MIME
-         * could not be parsed): nothing of the body can be trusted. */
-        char *text = g_strdup_printf(
-            "The content of this message was removed by the mail gateway %s\n"
-            "because it contained a virus.\n\n"
-            "  Found:     %s\n"
-            "  Queue ID:  %s\n\n"
-            "The original message is kept in quarantine. If you need it, ask\n"
-            "your postmaster (%s) and quote the queue ID.\n",
-            c->hostname, job->whole_virus ? job->whole_virus : "(see log)", job->id,
-            c->postmaster);
+}
+
+/* "part 2 (invoice.exe): infected Win.Test.EICAR, ..." for logs and meta. */
+static char *
+process_describe(const struct process_finding *f)
+{
+    if (f->leaf < 0)
+        return g_strdup_printf("message: %s %s", mq_policy_finding_name(f->kind), f->name);
+    return g_strdup_printf("part %d%s%s%s: %s %s", f->leaf + 1, *f->filename ? " (" : "",
+                           f->filename, *f->filename ? ")" : "",
+                           mq_policy_finding_name(f->kind), f->name);
+}
+
+/* The finding that speaks for a part (or, with leaf < 0, for the message)
+ * to the recipient: a virus before a banned name. */
+static const struct process_finding *
+process_primary(const struct process_job *job, int leaf)
+{
+    static const int rank[MQ_FINDING_COUNT] = {
+        [MQ_FINDING_INFECTED] = 5, [MQ_FINDING_ENCRYPTED] = 4, [MQ_FINDING_LIMITS] = 3,
+        [MQ_FINDING_UNSCANNABLE] = 2, [MQ_FINDING_BANNED] = 1,
+    };
+    const struct process_finding *best = NULL;
+
+    for (guint i = 0; i < job->findings->len; i++) {
+        const struct process_finding *f = g_ptr_array_index(job->findings, i);
+        if (f->action != MQ_ACTION_REPLACE || (leaf >= 0 && f->leaf != leaf))
+            continue;
+        if (best == NULL || rank[f->kind] > rank[best->kind])
+            best = f;
+    }
+    return best;
+}
+
+static char *
+process_render(const struct process_job *job, enum mq_template_kind kind,
+               const struct process_finding *f, const char *removed)
+{
+    const struct mq_config *c = job->ctx->config;
+    GDateTime *now = g_date_time_new_now_local();
+    char *date = g_date_time_format(now, "%a, %d %b %Y %H:%M:%S %z");
+    const char *vars[] = {
+        "filename", f && *f->filename ? f->filename : "-",
+        "reason", f ? f->reason : "",
+        "virus", f ? f->name : "",
+        "queue_id", job->id,
+        "date", date,
+        "hostname", c->hostname,
+        "postmaster", c->postmaster,
+        "removed", removed ? removed : "",
+        NULL,
+    };
+    char *text = mq_templates_render(job->ctx->templates, kind, vars);
+
+    g_free(date);
+    g_date_time_unref(now);
+    return text;
+}
+
+/* Builds the body to deliver when parts are replaced. Returns 0, or -1. */
+static int
+process_rebuild(struct process_job *job, bool whole, GByteArray *out, GError **err)
+{
+    GString *removed = g_string_new(NULL);
+    GHashTable *done = g_hash_table_new(g_direct_hash, g_direct_equal);
+    const struct process_finding *first = NULL;
+    int rc = -1;
+
+    for (guint i = 0; i < job->findings->len && !whole; i++) {
+        const struct process_finding *f = g_ptr_array_index(job->findings, i);
+        char *text;
+        if (f->action != MQ_ACTION_REPLACE)
+            continue;
+        if (f->leaf < 0 || job->msg == NULL) {
+            whole = true;
+            break;
+        }
+        if (g_hash_table_contains(done, GINT_TO_POINTER(f->leaf + 1)))
+            continue;
+        g_hash_table_add(done, GINT_TO_POINTER(f->leaf + 1));
+        f = process_primary(job, f->leaf);
+        text = process_render(job, MQ_TEMPLATE_PART_REMOVED, f, NULL);
+        if (mq_message_replace_leaf(job->msg, (unsigned)f->leaf, text, NULL) < 0)
+            whole = true;
+        g_string_append_printf(removed, "%s  - %s: %s", removed->len ? "\n" : "",
+                               *f->filename ? f->filename : "-", f->reason);
+        g_free(text);
+    }
+    if (whole) {
+        /* The finding has no single part, or the parts cannot be replaced:
+         * nothing of the body can be trusted. */
+        char *text;
+        first = process_primary(job, -1);
         if (job->msg == NULL) {
-            GError *error = NULL;
             /* A minimal message to carry the notice; its Content-* headers
              * replace the original ones below. */
-            job->msg = mq_message_parse("Subject: x\n", 11, "", 0, &error);
-            if (job->msg == NULL) {
-                g_propagate_error(err, error);
-                g_free(text);
-                return -1;
-            }
+            job->msg = mq_message_parse("Subject: x\n", 11, "", 0, err);
+            if (job->msg == NULL)
+                goto done;
         }
+        text = process_render(job, MQ_TEMPLATE_BODY_REMOVED, first, NULL);
         mq_message_replace_body(job->msg, text);
         g_free(text);
-        if (job->findings->len == 0)
-            g_ptr_array_add(job->findings, g_strdup_printf("message: %s",
-                            job->whole_virus ? job->whole_virus : "?"));
+    } else if (removed->len > 0) {
+        char *text = process_render(job, MQ_TEMPLATE_NOTICE, NULL, removed->str);
+        if (mq_message_prepend_notice(job->msg, text, err) < 0) {
+            g_free(text);
+            goto done;
+        }
+        g_free(text);
     }
     if (mq_message_body_replaced(job->msg)) {
         GPtrArray *ch = mq_message_content_headers(job->msg);
         mq_qf_replace_content_headers(job->qf, ch);
         g_ptr_array_unref(ch);
     }
-    return mq_message_write_body(job->msg, out, err);
+    rc = mq_message_write_body(job->msg, out, err);
+done:
+    g_hash_table_destroy(done);
+    g_string_free(removed, TRUE);
+    return rc;
 }
 
-/* A rebuilt message is scanned again before it goes out: if anything is
- * still found, the whole body goes. */
+/* The rebuilt message is scanned again before it goes out. Returns 0 if
+ * clean (or what is left is something the policy delivers on purpose), 1 if
+ * it still matches, -1 on an engine error. */
 static int
 process_verify(struct process_job *job, GByteArray *body)
 {
-    GString *buf = g_string_new(NULL);
+    static const enum mq_finding kinds[] = {
+        [MQ_SCAN_INFECTED] = MQ_FINDING_INFECTED,
+        [MQ_SCAN_UNSCANNABLE] = MQ_FINDING_LIMITS,
+        [MQ_SCAN_ENCRYPTED] = MQ_FINDING_ENCRYPTED,
+    };
+    GString *buf;
     char *name = NULL;
-    GError *error = NULL;
     int verdict;
 
+    buf = g_string_new(NULL);
     mq_qf_headers_text(job->qf, buf);
     g_string_append_c(buf, '\n');
     g_string_append_len(buf, (const char *)body->data, body->len);
-    verdict = mq_scanner_scan(job->ctx->scanner, buf->str, buf->len, job->id, &name, &error);
+    verdict = mq_scanner_scan(job->ctx->scanner, buf->str, buf->len, job->id, &name,
+                              &job->engine_error);
     g_string_free(buf, TRUE);
-    if (verdict < 0) {
-        job->engine_error = error;
+    if (verdict < 0)
         return -1;
+    if (verdict == MQ_SCAN_CLEAN)
+        return 0;
+    for (guint i = 0; i < job->findings->len; i++) {
+        const struct process_finding *f = g_ptr_array_index(job->findings, i);
+        if (f->kind == kinds[verdict] && f->action == MQ_ACTION_DELIVER) {
+            g_free(name);
+            return 0;
+        }
     }
-    if (verdict != MQ_SCAN_CLEAN) {
-        mq_log_warn("%s: rebuilt message still matches %s; removing the whole body",
-                    job->id, name);
-        g_free(job->whole_virus);
-        job->whole_virus = name;
-        job->infected_leaves->len = 0;
-        return 1;
-    }
-    return 0;
+    mq_log_warn("%s: rebuilt message still matches %s; removing the whole body", job->id, name);
+    g_free(name);
+    return 1;
 }
 
 static void
@@ -252,10 +401,6 @@ process_job_clear(struct process_job *job)
     if (job->headers != NULL)
         g_string_free(job->headers, TRUE);
     g_ptr_array_unref(job->findings);
-    g_ptr_array_unref(job->leaf_notes);
-    g_array_unref(job->infected_leaves);
-    g_free(job->whole_virus);
-    g_free(job->unscannable);
     g_clear_error(&job->engine_error);
     mq_queue_entry_free(&job->entry);
 }
@@ -278,102 +423,188 @@ process_hold(struct process_job *job, const char *reason, struct mq_process_resu
     r->detail = g_strdup(reason);
 }
 
-static void
-process_deliver(struct process_job *job, struct mq_process_result *r)
+/* Stores the original and the removed parts. Returns the entry ID or NULL. */
+static char *
+process_quarantine(struct process_job *job, GError **err)
 {
-    const struct mq_config *c = job->ctx->config;
+    GPtrArray *rcpts = g_ptr_array_new(), *lines = g_ptr_array_new_with_free_func(g_free);
+    GArray *parts = g_array_new(FALSE, FALSE, sizeof(struct mq_quarantine_part));
+    GHashTable *seen = g_hash_table_new(g_direct_hash, g_direct_equal);
+    GString *reason = g_string_new(NULL);
+    struct mq_quarantine_record rec = { 0 };
     const char *df, *qf_raw;
     size_t df_len, qf_len;
+    char *qid;
+
+    for (size_t i = 0; i < mq_qf_rcpt_count(job->qf); i++)
+        g_ptr_array_add(rcpts, (gpointer)mq_qf_rcpt(job->qf, i, NULL));
+    g_ptr_array_add(rcpts, NULL);
+    for (guint i = 0; i < job->findings->len; i++) {
+        const struct process_finding *f = g_ptr_array_index(job->findings, i);
+        const char *kind = mq_policy_finding_name(f->kind);
+        g_ptr_array_add(lines, process_describe(f));
+        if (strstr(reason->str, kind) == NULL)
+            g_string_append_printf(reason, "%s%s", reason->len ? ", " : "", kind);
+        if (f->content != NULL && f->action != MQ_ACTION_DELIVER &&
+            !g_hash_table_contains(seen, GINT_TO_POINTER(f->leaf + 1))) {
+            struct mq_quarantine_part part = { (unsigned)f->leaf + 1, NULL, 0 };
+            gsize n;
+            part.data = g_bytes_get_data(f->content, &n);
+            part.len = n;
+            g_array_append_val(parts, part);
+            g_hash_table_add(seen, GINT_TO_POINTER(f->leaf + 1));
+        }
+    }
+    g_ptr_array_add(lines, NULL);
+    rec.queue_id = job->id;
+    rec.reason = reason->str;
+    rec.action = mq_policy_action_name(job->action);
+    rec.direction = mq_policy_direction_name(job->direction);
+    rec.parts = (const struct mq_quarantine_part *)(void *)parts->data;
+    rec.n_parts = parts->len;
+    rec.sender = mq_qf_sender(job->qf);
+    rec.recipients = (const char *const *)rcpts->pdata;
+    rec.subject = mq_qf_find_header(job->qf, "Subject");
+    rec.findings = (const char *const *)lines->pdata;
+    rec.when = time(NULL);
+    qf_raw = mq_queue_entry_qf_raw(job->entry, &qf_len);
+    df = mq_queue_entry_df(job->entry, &df_len);
+    qid = mq_quarantine_store(job->ctx->quarantine, &rec, qf_raw, qf_len, df, df_len, err);
+
+    g_string_free(reason, TRUE);
+    g_hash_table_destroy(seen);
+    g_array_unref(parts);
+    g_ptr_array_unref(lines);
+    g_ptr_array_unref(rcpts);
+    return qid;
+}
+
+static void
+process_act(struct process_job *job, struct mq_process_result *r)
+{
+    const struct mq_config *c = job->ctx->config;
     GByteArray *body = NULL;
     GError *error = NULL;
+    GString *detail = g_string_new(NULL);
     char *out_id = NULL, *qid = NULL, *status = NULL;
+    const char *df;
+    size_t df_len;
     gboolean dup = FALSE;
-    bool infected = job->whole_infected || job->infected_leaves->len > 0;
+
+    g_string_append_printf(detail, "direction=%s", mq_policy_direction_name(job->direction));
+    if (job->findings->len > 0)
+        g_string_append_printf(detail, " action=%s", mq_policy_action_name(job->action));
+    for (guint i = 0; i < job->findings->len; i++) {
+        char *d = process_describe(g_ptr_array_index(job->findings, i));
+        g_string_append_printf(detail, "%s%s", i ? "; " : " findings: ", d);
+        g_free(d);
+    }
 
     df = mq_queue_entry_df(job->entry, &df_len);
-    if (infected) {
-        GPtrArray *rcpts = g_ptr_array_new();
-        struct mq_quarantine_record rec = { 0 };
-        for (size_t i = 0; i < mq_qf_rcpt_count(job->qf); i++)
-            g_ptr_array_add(rcpts, (gpointer)mq_qf_rcpt(job->qf, i, NULL));
-        g_ptr_array_add(rcpts, NULL);
+    if (job->action == MQ_ACTION_REPLACE) {
+        bool whole = false;
+        int v;
         body = g_byte_array_new();
-        if (process_rebuild(job, body, &error) < 0)
-            goto fail;
-        if (process_verify(job, body) != 0) {
-            if (job->engine_error != NULL)
+        for (;;) {
+            if (process_rebuild(job, whole, body, &error) < 0)
+                goto fail;
+            v = process_verify(job, body);
+            if (v < 0)
                 goto engine;
+            if (v == 0)
+                break;
+            if (whole) {
+                error = g_error_new_literal(MQ_ERROR, MQ_ERROR_ENGINE,
+                                            "cannot build a clean copy");
+                goto fail;
+            }
+            whole = true;
             g_byte_array_set_size(body, 0);
-            if (process_rebuild(job, body, &error) < 0 || process_verify(job, body) != 0)
-                goto fail_closed;
         }
-        g_ptr_array_add(job->findings, NULL);
-        rec.queue_id = job->id;
-        rec.reason = "infected";
-        rec.sender = mq_qf_sender(job->qf);
-        rec.recipients = (const char *const *)rcpts->pdata;
-        rec.subject = mq_qf_find_header(job->qf, "Subject");
-        rec.findings = (const char *const *)job->findings->pdata;
-        rec.when = time(NULL);
-        qf_raw = mq_queue_entry_qf_raw(job->entry, &qf_len);
-        qid = mq_quarantine_store(job->ctx->quarantine, &rec, qf_raw, qf_len, df, df_len, &error);
-        g_ptr_array_unref(rcpts);
-        g_ptr_array_remove_index(job->findings, job->findings->len - 1);
-        if (qid == NULL)
-            goto fail;
-        status = g_strdup_printf("cleaned by %s (mqscan %s): %u part%s removed",
-                                 c->hostname, PACKAGE_VERSION,
-                                 MAX(job->infected_leaves->len, 1u),
-                                 MAX(job->infected_leaves->len, 1u) == 1 ? "" : "s");
         df = (const char *)body->data;
         df_len = body->len;
-    } else {
-        status = g_strdup_printf("clean, scanned by %s (mqscan %s)", c->hostname, PACKAGE_VERSION);
     }
-    process_add_status(job, status);
+    if (job->action != MQ_ACTION_DELIVER) {
+        qid = process_quarantine(job, &error);
+        if (qid == NULL)
+            goto fail;
+        g_string_append_printf(detail, " quarantine=%s", qid);
+    }
 
-    if (mq_queue_write(job->ctx->outgoing, job->id, job->qf, df, df_len, &out_id, &dup,
-                       &error) < 0)
-        goto fail;
+    if (job->action == MQ_ACTION_DELETE || job->action == MQ_ACTION_QUARANTINE) {
+        r->outcome = job->action == MQ_ACTION_DELETE ? MQ_OUTCOME_DELETED : MQ_OUTCOME_QUARANTINED;
+    } else {
+        if (job->action == MQ_ACTION_REPLACE)
+            status = g_strdup_printf("cleaned by %s (mqscan %s): %s", c->hostname,
+                                     PACKAGE_VERSION,
+                                     mq_message_body_replaced(job->msg) ? "message content removed"
+                                                                        : "parts removed");
+        else if (job->findings->len > 0)
+            status = g_strdup_printf("passed by policy (%s) by %s (mqscan %s)",
+                                     mq_policy_direction_name(job->direction), c->hostname,
+                                     PACKAGE_VERSION);
+        else
+            status = g_strdup_printf("clean, scanned by %s (mqscan %s)", c->hostname,
+                                     PACKAGE_VERSION);
+        /* Whatever arrived with the message under this name is a forgery. */
+        mq_qf_remove_headers(job->qf, PROCESS_STATUS_HEADER);
+        mq_qf_add_header(job->qf, PROCESS_STATUS_HEADER, status);
+        if (mq_queue_write(job->ctx->outgoing, job->id, job->qf, df, df_len, &out_id, &dup,
+                           &error) < 0)
+            goto fail;
+        g_string_append_printf(detail, " out=%s%s", out_id, dup ? " (already there)" : "");
+        r->outcome = job->action == MQ_ACTION_REPLACE ? MQ_OUTCOME_CLEANED
+                     : job->findings->len > 0           ? MQ_OUTCOME_PASSED
+                                                         : MQ_OUTCOME_DELIVERED;
+    }
     if (mq_queue_remove(job->ctx->incoming, job->entry, &error) < 0) {
-        /* The result is durable; at worst the original is scanned again and
-         * recognised as already written. */
-        mq_log_error("%s: written to the outgoing queue as %s but not removed: %s",
-                     job->id, out_id, error->message);
+        /* The result is durable; at worst the original is processed again
+         * and recognised as already written. */
+        mq_log_error("%s: done but not removed from the incoming queue: %s", job->id,
+                     error->message);
         g_clear_error(&error);
     }
-    r->outcome = infected ? MQ_OUTCOME_CLEANED : MQ_OUTCOME_DELIVERED;
-    if (infected) {
-        GString *d = g_string_new(NULL);
-        for (guint i = 0; i < job->findings->len; i++)
-            g_string_append_printf(d, "%s%s", i ? ", " : "", (char *)g_ptr_array_index(job->findings, i));
-        g_string_append_printf(d, " quarantine=%s", qid);
-        g_string_append_printf(d, " out=%s%s", out_id, dup ? " (already there)" : "");
-        r->detail = g_string_free(d, FALSE);
-    } else {
-        r->detail = g_strdup_printf("out=%s%s", out_id, dup ? " (already there)" : "");
-    }
+    r->detail = g_string_free(detail, FALSE);
+    detail = NULL;
     goto done;
 
 engine:
     r->outcome = MQ_OUTCOME_DEFERRED;
     r->detail = g_strdup_printf("scanner error: %s", job->engine_error->message);
     goto done;
-fail_closed:
-    r->outcome = MQ_OUTCOME_DEFERRED;
-    r->detail = g_strdup_printf("cannot build a clean copy%s%s",
-                                error ? ": " : "", error ? error->message : "");
-    goto done;
 fail:
     r->outcome = MQ_OUTCOME_DEFERRED;
     r->detail = g_strdup(error ? error->message : "unknown error");
 done:
+    if (detail != NULL)
+        g_string_free(detail, TRUE);
     g_clear_error(&error);
     if (body != NULL)
         g_byte_array_unref(body);
     g_free(out_id);
     g_free(qid);
     g_free(status);
+}
+
+static void
+process_log_outcome(const struct process_job *job, struct mq_process_result *r)
+{
+    char *sender = mq_log_sanitize(job->qf ? mq_qf_sender(job->qf) : "?", MQ_LOG_FIELD_MAX);
+    char *detail = mq_log_sanitize(r->detail ? r->detail : "", 2000);
+    unsigned nrcpt = job->qf ? (unsigned)mq_qf_rcpt_count(job->qf) : 0;
+    char *line = g_strdup_printf("%s: from=<%s> size=%" G_GUINT64_FORMAT
+                                 " nrcpt=%u verdict=%s%s%s time=%.3fs",
+                                 job->id, sender, r->size, nrcpt,
+                                 mq_process_outcome_name(r->outcome), *detail ? " " : "", detail,
+                                 r->seconds);
+
+    if (r->outcome == MQ_OUTCOME_DEFERRED)
+        mq_log_error("%s", line);
+    else
+        mq_log_info("%s", line);
+    g_free(line);
+    g_free(sender);
+    g_free(detail);
 }
 
 void
@@ -391,9 +622,7 @@ mq_process_message(const struct mq_process_ctx *ctx, const char *id,
     memset(r, 0, sizeof(*r));
     job.ctx = ctx;
     job.id = id;
-    job.findings = g_ptr_array_new_with_free_func(g_free);
-    job.leaf_notes = g_ptr_array_new_with_free_func(g_free);
-    job.infected_leaves = g_array_new(FALSE, FALSE, sizeof(unsigned));
+    job.findings = g_ptr_array_new_with_free_func(process_finding_free);
 
     job.entry = mq_queue_claim(ctx->incoming, id, ctx->config->max_message_size, &error);
     if (job.entry == NULL) {
@@ -428,7 +657,8 @@ mq_process_message(const struct mq_process_ctx *ctx, const char *id,
     g_string_append_c(buf, '\n');
     g_string_append_len(buf, df, df_len);
 
-    process_scan(&job, buf->str, buf->len);
+    process_check(&job, buf->str, buf->len);
+    g_string_free(buf, TRUE);
     if (job.engine_error != NULL) {
         char *why = g_strdup_printf("scanner error: %s", job.engine_error->message);
         if (ctx->config->on_scan_error == MQ_ON_ERROR_HOLD) {
@@ -440,19 +670,12 @@ mq_process_message(const struct mq_process_ctx *ctx, const char *id,
         g_free(why);
         goto out;
     }
-    if (job.unscannable != NULL) {
-        char *why = g_strdup_printf("unscannable: %s", job.unscannable);
-        process_hold(&job, why, r);
-        g_free(why);
-        goto out;
-    }
-    process_deliver(&job, r);
+    process_decide(&job);
+    process_act(&job, r);
 
 out:
     r->seconds = (double)(g_get_monotonic_time() - start) / 1e6;
     process_log_outcome(&job, r);
-    if (buf != NULL)
-        g_string_free(buf, TRUE);
     process_job_clear(&job);
 }
 
@@ -465,9 +688,12 @@ mq_process_result_clear(struct mq_process_result *result)
 const char *
 mq_process_outcome_name(enum mq_outcome outcome)
 {
-    static const char *const names[] = {
+    static const char *const names[MQ_OUTCOME_COUNT] = {
         [MQ_OUTCOME_DELIVERED] = "clean",
-        [MQ_OUTCOME_CLEANED] = "infected",
+        [MQ_OUTCOME_PASSED] = "passed",
+        [MQ_OUTCOME_CLEANED] = "cleaned",
+        [MQ_OUTCOME_QUARANTINED] = "quarantined",
+        [MQ_OUTCOME_DELETED] = "deleted",
         [MQ_OUTCOME_HELD] = "held",
         [MQ_OUTCOME_DEFERRED] = "deferred",
         [MQ_OUTCOME_SKIPPED] = "skipped",

@@ -4,6 +4,14 @@
  * Public functions: mq_process_message(), mq_process_result_clear(),
  * mq_process_outcome_name().
  *
+ * Every check yields findings (infected, banned, limits, encrypted,
+ * unscannable), each tied to one leaf part or to the whole message. The
+ * policy of the message's direction gives each finding an action, and the
+ * most severe one decides: delete or quarantine-only (nothing delivered,
+ * original in quarantine), replace (the parts, or the whole body, become
+ * notices from the templates, a notice goes at the top of the first text
+ * part, the original and removed parts go to quarantine), or deliver.
+ *
  * The order is what makes "nothing is lost" true: the incoming entry is
  * removed only after its successor (outgoing entry, quarantine entry, or held
  * copy) is durable, and every path that cannot reach a verdict leaves the
@@ -22,7 +30,9 @@
 #include "mqscan/config.h"
 #include "mqscan/quarantine.h"
 #include "mqscan/queue.h"
+#include "mqscan/rules.h"
 #include "mqscan/scanner.h"
+#include "mqscan/template.h"
 
 /* Shared by the workers of one batch; all borrowed. */
 struct mq_process_ctx {
@@ -31,14 +41,20 @@ struct mq_process_ctx {
     struct mq_queue *incoming;
     struct mq_queue *outgoing;
     struct mq_quarantine *quarantine;
+    const struct mq_rules *rules;
+    const struct mq_templates *templates;
 };
 
 enum mq_outcome {
-    MQ_OUTCOME_DELIVERED,   /* clean, passed to the outgoing queue */
-    MQ_OUTCOME_CLEANED,     /* infected: cleaned copy delivered, original quarantined */
-    MQ_OUTCOME_HELD,        /* moved to the hold area (corrupt, unscannable) */
+    MQ_OUTCOME_DELIVERED,   /* clean, passed on */
+    MQ_OUTCOME_PASSED,      /* findings, but the policy says deliver: passed on as is */
+    MQ_OUTCOME_CLEANED,     /* parts removed: cleaned copy delivered, original quarantined */
+    MQ_OUTCOME_QUARANTINED, /* whole message in quarantine, nothing delivered */
+    MQ_OUTCOME_DELETED,     /* dropped (a copy kept in quarantine), nothing delivered */
+    MQ_OUTCOME_HELD,        /* moved to the hold area (corrupt queue files, scan error) */
     MQ_OUTCOME_DEFERRED,    /* left in the incoming queue: could not scan or write now */
     MQ_OUTCOME_SKIPPED,     /* not claimable now (sendmail holds it, or it is gone) */
+    MQ_OUTCOME_COUNT
 };
 
 struct mq_process_result {
@@ -54,8 +70,8 @@ void mq_process_message(const struct mq_process_ctx *ctx, const char *id,
                         struct mq_process_result *result);
 void mq_process_result_clear(struct mq_process_result *result);
 
-/* The verdict word logged for an outcome: "clean", "infected", "held",
- * "deferred", "skipped". */
+/* The verdict word logged for an outcome: "clean", "passed", "cleaned",
+ * "quarantined", "deleted", "held", "deferred", "skipped". */
 const char *mq_process_outcome_name(enum mq_outcome outcome);
 
 #endif

@@ -1,5 +1,6 @@
 #include <config.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -101,6 +102,28 @@ quarantine_write_in(int parentfd, const char *dirname, const char *name,
     return rc;
 }
 
+/* Best effort after a failed store: leave no half entry in tmp/. The names
+ * in it are only ours (qf, df, meta, part-N). */
+static void
+quarantine_remove_tmp(struct mq_quarantine *q, const char *entry)
+{
+    int fd = openat(q->tmpfd, entry, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    DIR *dir;
+    struct dirent *de;
+
+    if (fd < 0 || (dir = fdopendir(fd)) == NULL) {
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    while ((de = readdir(dir)) != NULL) {
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+            unlinkat(dirfd(dir), de->d_name, 0);
+    }
+    closedir(dir);
+    unlinkat(q->tmpfd, entry, AT_REMOVEDIR);
+}
+
 char *
 mq_quarantine_store(struct mq_quarantine *q, const struct mq_quarantine_record *rec,
                     const char *qf, size_t qf_len, const char *df, size_t df_len,
@@ -136,17 +159,31 @@ mq_quarantine_store(struct mq_quarantine *q, const struct mq_quarantine_record *
     quarantine_meta_add(meta, "queue-id", rec->queue_id);
     g_string_append_printf(meta, "time: %lld\n", (long long)rec->when);
     quarantine_meta_add(meta, "reason", rec->reason);
+    quarantine_meta_add(meta, "action", rec->action);
+    quarantine_meta_add(meta, "direction", rec->direction);
     quarantine_meta_add(meta, "sender", rec->sender);
     for (const char *const *r = rec->recipients; r != NULL && *r != NULL; r++)
         quarantine_meta_add(meta, "recipient", *r);
     quarantine_meta_add(meta, "subject", rec->subject);
     for (const char *const *f = rec->findings; f != NULL && *f != NULL; f++)
         quarantine_meta_add(meta, "finding", *f);
+    for (size_t i = 0; i < rec->n_parts; i++)
+        g_string_append_printf(meta, "part: part-%u %zu\n", rec->parts[i].number,
+                               rec->parts[i].len);
     g_string_append(meta, "end\n");
 
     if (quarantine_write_in(q->tmpfd, entry, "qf", qf, qf_len, err) < 0 ||
-        quarantine_write_in(q->tmpfd, entry, "df", df, df_len, err) < 0 ||
-        quarantine_write_in(q->tmpfd, entry, "meta", meta->str, meta->len, err) < 0)
+        quarantine_write_in(q->tmpfd, entry, "df", df, df_len, err) < 0)
+        goto done;
+    for (size_t i = 0; i < rec->n_parts; i++) {
+        char name[32];
+        g_snprintf(name, sizeof(name), "part-%u", rec->parts[i].number);
+        if (quarantine_write_in(q->tmpfd, entry, name, rec->parts[i].data, rec->parts[i].len,
+                                err) < 0)
+            goto done;
+    }
+    /* meta last: an entry whose meta ends in "end" is complete. */
+    if (quarantine_write_in(q->tmpfd, entry, "meta", meta->str, meta->len, err) < 0)
         goto done;
 
     if (quarantine_mkdirat(q->dirfd, day, err) < 0)
@@ -168,17 +205,8 @@ mq_quarantine_store(struct mq_quarantine *q, const struct mq_quarantine_record *
     id = g_strdup_printf("%s-%s", day, entry);
 
 done:
-    if (id == NULL) {
-        /* Best effort: leave no half entry in tmp/. */
-        int fd = openat(q->tmpfd, entry, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd >= 0) {
-            unlinkat(fd, "qf", 0);
-            unlinkat(fd, "df", 0);
-            unlinkat(fd, "meta", 0);
-            close(fd);
-            unlinkat(q->tmpfd, entry, AT_REMOVEDIR);
-        }
-    }
+    if (id == NULL)
+        quarantine_remove_tmp(q, entry);
     if (dayfd >= 0)
         close(dayfd);
     if (meta != NULL)

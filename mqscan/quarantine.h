@@ -6,8 +6,10 @@
  *
  * Layout: DIR/YYYYMMDD/QUEUEID-RANDOM/ holding "qf" and "df" (the message
  * exactly as the incoming sendmail queued it, envelope included, so that it
- * can be released as it was) and "meta" (versioned "key: value" lines ending
- * in "end", every value sanitized). An entry is built under DIR/tmp/ and
+ * can be released as it was), "part-N" for each removed part (its decoded
+ * content; N is the part's number in the message, never its file name), and
+ * "meta" (versioned "key: value" lines ending in "end", every value
+ * sanitized and cut to 1000 bytes). An entry is built under DIR/tmp/ and
  * renamed into place after everything in it is fsynced, so a reader never
  * sees half an entry. Files are 0600, directories 0700. Names are built from
  * the validated queue ID, the date and random letters only, never from
@@ -28,11 +30,22 @@
 
 struct mq_quarantine;
 
+/* A removed part: its number in the message (1, 2, ...) and content. */
+struct mq_quarantine_part {
+    unsigned number;
+    const void *data;
+    size_t len;
+};
+
 /* What the meta file records; every string is untrusted and sanitized on
  * write. findings are strings such as "part 2 (invoice.zip): Virus.Name". */
 struct mq_quarantine_record {
     const char *queue_id;
     const char *reason;         /* "infected", ... */
+    const char *action;         /* "replace", "delete", "quarantine-only" */
+    const char *direction;      /* "inbound", "outbound", "internal" */
+    const struct mq_quarantine_part *parts;
+    size_t n_parts;
     const char *sender;
     const char *const *recipients;  /* NULL-terminated */
     const char *subject;        /* may be NULL */

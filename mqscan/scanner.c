@@ -8,21 +8,30 @@
 #include <clamav.h>
 #include <glib.h>
 
+#include "mqscan/clamd.h"
 #include "mqscan/error.h"
 #include "mqscan/log.h"
 #include "mqscan/scanner.h"
 
+enum scanner_kind {
+    SCANNER_LIBCLAMAV,
+    SCANNER_CLAMD,
+};
+
 /*
- * One compiled libclamav engine and what we say about it. Everything here is
- * written once in mq_scanner_new() and only read afterwards, so any number of
- * threads may scan with it; the reference count is the only field that
- * changes.
+ * One engine and what we say about it: a compiled libclamav engine, or a
+ * client for a set of clamd servers. Everything here is written once in the
+ * constructor and only read afterwards, so any number of threads may scan
+ * with it; the reference count is the only field that changes (the clamd
+ * client's rotation counter is atomic and its own business).
  */
 struct mq_scanner {
     gint refcount;
-    struct cl_engine *engine;       /* owned; freed with the last reference */
-    unsigned signatures;
-    uint64_t max_file_size;         /* as the engine has it; 0 = none */
+    enum scanner_kind kind;
+    struct cl_engine *engine;       /* libclamav: owned; freed with the last reference */
+    struct mq_clamd *clamd;         /* clamd: owned; freed with the last reference */
+    unsigned signatures;            /* libclamav; 0 for clamd (not known here) */
+    uint64_t max_file_size;         /* libclamav, as the engine has it; 0 = none */
     char *description;              /* owned; mq_scanner_describe() */
 };
 
@@ -250,6 +259,7 @@ mq_scanner_new(const char *db_dir, const char *tmp_dir,
 
     scanner = g_new0(struct mq_scanner, 1);
     scanner->refcount = 1;
+    scanner->kind = SCANNER_LIBCLAMAV;
     scanner->engine = engine;
     scanner->signatures = sigs;
     scanner->max_file_size = scanner_get_u64(engine, CL_ENGINE_MAX_FILESIZE);
@@ -259,6 +269,38 @@ mq_scanner_new(const char *db_dir, const char *tmp_dir,
 out:
     if (engine != NULL)
         cl_engine_free(engine);
+    return scanner;
+}
+
+/* "clamd: unix:/x, tcp:127.0.0.1:3310 (timeout 60 s)". The server strings
+ * have been validated by mq_clamd_new(), so they are printable. */
+static char *
+scanner_describe_clamd(const char *const *servers, unsigned timeout_ms)
+{
+    GString *s = g_string_new("clamd: ");
+
+    for (unsigned i = 0; servers[i] != NULL; i++)
+        g_string_append_printf(s, "%s%s", i > 0 ? ", " : "", servers[i]);
+    if (timeout_ms % 1000 == 0)
+        g_string_append_printf(s, " (timeout %u s)", timeout_ms / 1000);
+    else
+        g_string_append_printf(s, " (timeout %u ms)", timeout_ms);
+    return g_string_free(s, FALSE);
+}
+
+struct mq_scanner *
+mq_scanner_new_clamd(const char *const *servers, unsigned timeout_ms, GError **err)
+{
+    struct mq_scanner *scanner;
+    struct mq_clamd *clamd = mq_clamd_new(servers, timeout_ms, err);
+
+    if (clamd == NULL)
+        return NULL;
+    scanner = g_new0(struct mq_scanner, 1);
+    scanner->refcount = 1;
+    scanner->kind = SCANNER_CLAMD;
+    scanner->clamd = clamd;
+    scanner->description = scanner_describe_clamd(servers, timeout_ms);
     return scanner;
 }
 
@@ -289,7 +331,9 @@ mq_scanner_unref(struct mq_scanner **scannerp)
         mq_log_panic("mq_scanner_unref: engine %p already freed", (void *)scanner);
     if (!g_atomic_int_dec_and_test(&scanner->refcount))
         return;
-    cl_engine_free(scanner->engine);
+    if (scanner->engine != NULL)
+        cl_engine_free(scanner->engine);
+    mq_clamd_free(&scanner->clamd);
     g_free(scanner->description);
     scanner->refcount = 0;
     g_free(scanner);
@@ -308,13 +352,18 @@ mq_scanner_describe(const struct mq_scanner *scanner)
 }
 
 /*
- * What clamscan does by default, plus the "exceeds max" heuristic: without
+ * What clamscan does by default, plus two heuristics. "Exceeds max": without
  * it, libclamav stops at a limit and reports the object as clean, which would
  * let anything through that is wrapped deeply or large enough. With it, the
  * scan ends with CL_VIRUS and a "Heuristics.Limits.Exceeded.<Limit>" name.
  * Real signature matches take precedence over that heuristic (we do not set
  * CL_SCAN_GENERAL_HEURISTIC_PRECEDENCE), so an infected archive that also
  * exceeds a limit is still reported as infected when the match was seen.
+ * "Encrypted": an encrypted archive (zip, rar, 7z, egg) or PDF cannot be
+ * looked into, and without the heuristic it is reported as clean; with it
+ * the name is "Heuristics.Encrypted.<Zip|RAR|7Zip|EGG|PDF>" (clamd:
+ * AlertEncrypted). A match inside the readable part of such an archive still
+ * wins, as above.
  * Mail parsing is part of .parse, so libclamav's own MIME/uuencode extraction
  * runs when a whole message is scanned (NOTES, "Coverage gap found").
  */
@@ -324,10 +373,26 @@ scanner_scan_options(struct cl_scan_options *opts)
     memset(opts, 0, sizeof(*opts));
     opts->parse = ~0u;
     opts->general = CL_SCAN_GENERAL_HEURISTICS;
-    opts->heuristic = CL_SCAN_HEURISTIC_EXCEEDS_MAX;
+    opts->heuristic = CL_SCAN_HEURISTIC_EXCEEDS_MAX | CL_SCAN_HEURISTIC_ENCRYPTED_ARCHIVE
+                      | CL_SCAN_HEURISTIC_ENCRYPTED_DOC;
 }
 
 #define SCANNER_LIMIT_PREFIX "Heuristics.Limits.Exceeded"
+#define SCANNER_ENCRYPTED_PREFIX "Heuristics.Encrypted"
+
+/* The verdict for a name that an engine "found", shared by both engines so
+ * that a configuration switch between them changes nothing downstream.
+ * Takes ownership of name and stores it in *name_r. */
+static int
+scanner_classify(char *name, char **name_r)
+{
+    *name_r = name;
+    if (g_str_has_prefix(name, SCANNER_LIMIT_PREFIX "."))
+        return MQ_SCAN_UNSCANNABLE;
+    if (g_str_has_prefix(name, SCANNER_ENCRYPTED_PREFIX "."))
+        return MQ_SCAN_ENCRYPTED;
+    return MQ_SCAN_INFECTED;
+}
 
 /* Return codes that mean "a limit stopped the scan". The clamav.h comment
  * marks the CL_EMAX* codes as internal, but nothing stops them from leaking
@@ -350,9 +415,35 @@ scanner_limit_name(cl_error_t rc)
     }
 }
 
-int
-mq_scanner_scan(struct mq_scanner *scanner, const void *buf, size_t len,
-                const char *name_hint, char **name_r, GError **err)
+/* clamd's stream limit (StreamMaxLength) is its own thing, not a libclamav
+ * limit heuristic: it is reported under a name of the same family as
+ * scanner_limit_name()'s. */
+static int
+scanner_scan_clamd(struct mq_scanner *scanner, const void *buf, size_t len, char **name_r,
+                   GError **err)
+{
+    char *name = NULL;
+    int reply = mq_clamd_scan(scanner->clamd, buf, len, &name, err);
+
+    switch (reply) {
+    case MQ_CLAMD_CLEAN:
+        g_free(name);
+        return MQ_SCAN_CLEAN;
+    case MQ_CLAMD_FOUND:
+        return scanner_classify(name, name_r);
+    case MQ_CLAMD_LIMIT:
+        g_free(name);
+        *name_r = g_strdup("Limits.Exceeded.StreamMaxLength");
+        return MQ_SCAN_UNSCANNABLE;
+    default:
+        g_free(name);
+        return -1;
+    }
+}
+
+static int
+scanner_scan_libclamav(struct mq_scanner *scanner, const void *buf, size_t len,
+                       const char *name_hint, char **name_r, GError **err)
 {
     struct scanner_scan_ctx ctx = { .name_hint = name_hint };
     struct cl_scan_options opts;
@@ -361,10 +452,6 @@ mq_scanner_scan(struct mq_scanner *scanner, const void *buf, size_t len,
     unsigned long scanned = 0;
     cl_fmap_t *map;
     cl_error_t rc;
-
-    if (scanner == NULL || name_r == NULL || (buf == NULL && len > 0))
-        mq_log_panic("mq_scanner_scan: invalid arguments");
-    *name_r = NULL;
 
     /* libclamav itself ignores objects of 5 bytes or less when scanning a
      * descriptor (cl_scandesc_callback: "File too small"); an empty buffer
@@ -402,10 +489,7 @@ mq_scanner_scan(struct mq_scanner *scanner, const void *buf, size_t len,
          * size check above); it still is not clean. */
         if (virname == NULL)
             virname = "Unknown.Unnamed";
-        *name_r = g_strdup(virname);
-        if (g_str_has_prefix(virname, SCANNER_LIMIT_PREFIX "."))
-            return MQ_SCAN_UNSCANNABLE;
-        return MQ_SCAN_INFECTED;
+        return scanner_classify(g_strdup(virname), name_r);
     default:
         break;
     }
@@ -417,4 +501,22 @@ mq_scanner_scan(struct mq_scanner *scanner, const void *buf, size_t len,
     g_set_error(err, MQ_ERROR, MQ_ERROR_ENGINE, "libclamav scan failed: %s",
                 cl_strerror(rc));
     return -1;
+}
+
+int
+mq_scanner_scan(struct mq_scanner *scanner, const void *buf, size_t len,
+                const char *name_hint, char **name_r, GError **err)
+{
+    if (scanner == NULL || name_r == NULL || (buf == NULL && len > 0))
+        mq_log_panic("mq_scanner_scan: invalid arguments");
+    *name_r = NULL;
+
+    switch (scanner->kind) {
+    case SCANNER_LIBCLAMAV:
+        return scanner_scan_libclamav(scanner, buf, len, name_hint, name_r, err);
+    case SCANNER_CLAMD:
+        return scanner_scan_clamd(scanner, buf, len, name_r, err);
+    }
+    mq_log_panic("mq_scanner_scan: engine %p of unknown kind %d", (void *)scanner,
+                 (int)scanner->kind);
 }

@@ -11,7 +11,9 @@ its body byte for byte: compared with the qf/df pair the incoming sendmail
 queued (--snapshot: a copy of the incoming queue taken before mqscand ran),
 or else with the bytes sent (only meaningful for well-formed messages, since
 sendmail decides where a malformed header ends); an infected one must arrive cleaned (the scanner finds
-nothing in it) while its original, in quarantine, is still infected. A message
+nothing in it) while its original, in quarantine, is still infected; a
+"removed" one (the policy removes content no signature matches: limits,
+fragments, encryption) must arrive cleaned with its original in quarantine. A message
 of kind "held" must not arrive at all and must be in the hold area with its
 reason; nothing else may be held, and the incoming queue must be empty.
 Exit 0 if all holds.
@@ -139,7 +141,7 @@ def main():
         eml = os.path.join(a.sink, name[:-4] + ".eml")
         arrived.setdefault(int(m.group(1)), []).append((eml, env["rcpt_tos"]))
 
-    clean = infected = 0
+    clean = infected = removed = 0
     for n, (kind, src, rcpts) in sorted(manifest.items()):
         got = arrived.get(n, [])
         if kind == "held":
@@ -184,10 +186,13 @@ def main():
             clean += 1
         else:
             if not stamps[0].startswith(b"cleaned"):
-                fail("message %d (%s): infected message stamped %r" % (n, src, stamps[0]))
+                fail("message %d (%s): %s message stamped %r" % (n, src, kind, stamps[0]))
             if scan(a.scanfile, a.sigs, eml) != 0:
-                fail("message %d (%s): delivered copy is still infected" % (n, src))
-            infected += 1
+                fail("message %d (%s): delivered copy is still not clean" % (n, src))
+            if kind == "infected":
+                infected += 1
+            else:
+                removed += 1
 
     # Quarantine: one entry per infected message, each still infected.
     entries = []
@@ -196,7 +201,7 @@ def main():
             continue
         for entry in os.listdir(os.path.join(a.quarantine, day)):
             entries.append(os.path.join(a.quarantine, day, entry))
-    want = sum(1 for k, _, _ in manifest.values() if k == "infected")
+    want = sum(1 for k, _, _ in manifest.values() if k in ("infected", "removed"))
     if len(entries) != want:
         fail("quarantine holds %d entries, expected %d" % (len(entries), want))
     for e in entries:
@@ -208,6 +213,12 @@ def main():
             meta = f.read()
         if not meta.startswith(b"mqscan-quarantine ") or not meta.endswith(b"end\n"):
             fail("%s: meta file incomplete" % e)
+        m = re.search(rb"^sender: test-(\d+)@example\.com$", meta, re.M)
+        if m is None or int(m.group(1)) not in manifest:
+            fail("%s: quarantined message not one of ours" % e)
+            continue
+        if manifest[int(m.group(1))][0] != "infected":
+            continue
         with tempfile.NamedTemporaryFile(suffix=".eml") as t:
             t.write(qf_headers(qf) + b"\n" + df)
             t.flush()
@@ -239,9 +250,9 @@ def main():
         print("FAIL:", msg)
     if len(failures) > 50:
         print("... and %d more failures" % (len(failures) - 50))
-    print("e2e: %d messages sent: %d clean delivered intact, %d infected delivered cleaned "
-          "and quarantined, %d held as unscannable; %d failures"
-          % (len(manifest), clean, infected, len(held), len(failures)))
+    print("e2e: %d messages sent: %d clean delivered intact, %d infected and %d removed by "
+          "policy delivered cleaned and quarantined, %d held; %d failures"
+          % (len(manifest), clean, infected, removed, len(held), len(failures)))
     return 1 if failures else 0
 
 

@@ -3,10 +3,10 @@
 
 usage: inject.py PORT OUTDIR [--first N] SPEC...
 
-Each SPEC is "kind:path" (kind: clean, infected, or held for a message that
-must be held as unscannable; path: an RFC 5322 file), "attach:path" or
-"attachheld:path" (a message is built around that file as a base64
-attachment: infected, or held), or "eicar:" (an attachment holding the EICAR test string, built
+Each SPEC is "kind:path" (kind: clean, infected, removed for a message whose
+content the policy must remove without a signature match, or held for one
+that must be held; path: an RFC 5322 file), "attach:path" (a message is
+built around that file as a base64 attachment: infected), or "eicar:" (an attachment holding the EICAR test string, built
 here so that the string is never stored in the tree). Message N is sent
 with envelope sender test-N@example.com; every 10th has three recipients,
 one of them 200 characters long. OUTDIR/manifest.tsv lists
@@ -60,10 +60,10 @@ def main():
     with open(os.path.join(outdir, "manifest.tsv"), "a") as manifest:
         for n, spec in enumerate(args, first):
             kind, _, path = spec.partition(":")
-            if kind in ("attach", "attachheld"):
+            if kind == "attach":
                 with open(path, "rb") as f:
                     raw = with_attachment(os.path.basename(path), f.read(), n)
-                kind = "infected" if kind == "attach" else "held"
+                kind = "infected"
             elif kind == "eicar":
                 raw = with_attachment("eicar.com", eicar(), n)
                 kind, path = "infected", "eicar"

@@ -9,6 +9,8 @@
 # mqscand wants absolute paths without "..": resolve the shared directory.
 [ -d "${MQ_SHARED_DIR:-}" ] && MQ_SHARED_DIR=$(cd "$MQ_SHARED_DIR" && pwd -P)
 [ -d "${MQ_TESTSIGS:-}" ] && MQ_TESTSIGS=$(cd "$MQ_TESTSIGS" && pwd -P)
+# The shipped rule files and templates, from the source tree.
+MQ_CONFDIR=$(cd "$MQ_SRCDIR/../conf" && pwd -P)
 
 t_skip() {
     echo "SKIP: $*"
@@ -54,6 +56,9 @@ state_dir = "$2/state"
 scan_tmp_dir = "$2/scantmp"
 pid_file = "$2/mqscand.pid"
 clamav_database_dir = "$MQ_TESTSIGS"
+filename_rules = "$MQ_CONFDIR/filename.rules"
+filetype_rules = "$MQ_CONFDIR/filetype.rules"
+template_dir = "$MQ_CONFDIR/templates"
 postmaster = "postmaster@mqscan.test"
 local_domains = { "mqscan.test" }
 batch_max_wait = 0.2

@@ -15,6 +15,8 @@
 #include "mqscan/log.h"
 #include "mqscan/message.h"
 
+#include "testutil.h"
+
 static const struct mq_message_limits default_limits = {
     .max_depth = 20,
     .max_parts = 1000,
@@ -70,37 +72,6 @@ walk(struct mq_message *msg, const struct mq_message_limits *limits, GError **er
     return seen;
 }
 
-/* Splits a whole message at its first empty line, as the queue reader's
- * caller does with qf headers and the df body. The header block keeps its
- * final newline; the empty line belongs to neither part. Without an empty
- * line the whole input is headers. */
-static void
-split_message(const char *data, size_t len, size_t *headers_len_r,
-              const char **body_r, size_t *body_len_r)
-{
-    size_t pos = 0;
-
-    while (pos < len) {
-        const char *nl;
-        size_t eol;
-
-        if (data[pos] == '\n' || (data[pos] == '\r' && pos + 1 < len && data[pos + 1] == '\n')) {
-            eol = data[pos] == '\n' ? pos + 1 : pos + 2;
-            *headers_len_r = pos;
-            *body_r = data + eol;
-            *body_len_r = len - eol;
-            return;
-        }
-        nl = memchr(data + pos, '\n', len - pos);
-        if (nl == NULL)
-            break;
-        pos = (size_t)(nl - data) + 1;
-    }
-    *headers_len_r = len;
-    *body_r = data + len;
-    *body_len_r = 0;
-}
-
 static char *
 fixture_path(const char *name)
 {
@@ -130,7 +101,7 @@ parse_whole(const char *data, size_t len, GError **err)
     const char *body;
     size_t hlen, blen;
 
-    split_message(data, len, &hlen, &body, &blen);
+    test_split_message(data, len, &hlen, &body, &blen);
     return mq_message_parse(data, hlen, body, blen, err);
 }
 
@@ -295,7 +266,7 @@ test_unchanged_roundtrip(void)
         GByteArray *out;
 
         g_assert_no_error(err);
-        split_message(data, len, &hlen, &body, &blen);
+        test_split_message(data, len, &hlen, &body, &blen);
         out = write_body(msg);
         g_test_message("roundtrip %s", fixture_cases[c].file);
         g_assert_cmpmem(out->data, out->len, body, blen);
@@ -495,7 +466,7 @@ test_replace_attachment(void)
     GByteArray *out;
 
     g_assert_no_error(err);
-    split_message(data, len, &hlen, &body, &blen);
+    test_split_message(data, len, &hlen, &body, &blen);
     g_assert_cmpint(mq_message_replace_leaf(msg, 1, note, &err), ==, 0);
     g_assert_no_error(err);
     g_assert_false(mq_message_body_replaced(msg));
@@ -542,7 +513,7 @@ test_replace_single(void)
     GByteArray *out;
 
     g_assert_no_error(err);
-    split_message(data, len, &hlen, &body, &blen);
+    test_split_message(data, len, &hlen, &body, &blen);
     g_assert_cmpint(mq_message_replace_leaf(msg, 0, note, &err), ==, 0);
     g_assert_true(mq_message_body_replaced(msg));
 
@@ -600,7 +571,7 @@ test_replace_nested(void)
 
         g_test_message("nested %s", nested_cases[c].file);
         g_assert_no_error(err);
-        split_message(data, len, &hlen, &body, &blen);
+        test_split_message(data, len, &hlen, &body, &blen);
         g_assert_cmpint(mq_message_replace_leaf(msg, nested_cases[c].leaf, note, &err), ==, 0);
         g_assert_no_error(err);
         g_assert_false(mq_message_body_replaced(msg));
@@ -634,7 +605,7 @@ test_replace_body(void)
     GPtrArray *ch, *seen;
     GByteArray *out;
 
-    split_message(data, len, &hlen, &body, &blen);
+    test_split_message(data, len, &hlen, &body, &blen);
     mq_message_replace_body(msg, "All of it is gone.\n");
     g_assert_true(mq_message_body_replaced(msg));
     ch = mq_message_content_headers(msg);
@@ -680,7 +651,7 @@ test_replace_text_encoding(void)
     for (int i = 0; i < 50; i++)
         g_string_append(text, "0123456789");
     g_string_append(text, "\n");
-    split_message(data, len, &hlen, &body, &blen);
+    test_split_message(data, len, &hlen, &body, &blen);
     g_assert_cmpint(mq_message_replace_leaf(msg, 1, text->str, &err), ==, 0);
     out = write_body(msg);
     for (guint i = 0; i < out->len; i++)
@@ -1025,7 +996,7 @@ test_corpus(void)
         if (!g_file_get_contents(path, &data, &len, NULL))
             g_error("cannot read %s", path);
         files++;
-        split_message(data, len, &hlen, &body, &blen);
+        test_split_message(data, len, &hlen, &body, &blen);
         msg = mq_message_parse(data, hlen, body, blen, &err);
         if (msg == NULL) {
             g_assert_error(err, MQ_ERROR, MQ_ERROR_CORRUPT);
@@ -1078,6 +1049,387 @@ test_corpus(void)
     g_free(dirpath);
 }
 
+/* ---- the notice at the top of the first text part ------------------------- */
+
+#define NOTICE "mqscan removed the following from this message:\n" \
+               "  - invoice.exe: executable files are not allowed\n"
+#define NOTICE_TOP NOTICE "\n"
+#define MIXED "MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"m\"\n"
+
+/*
+ * Each case: a message, optionally a leaf (or the whole body) replaced
+ * first, then mq_message_prepend_notice(NOTICE). For rc 1, the leaf that
+ * got the notice decodes to text (UTF-8) after write-back and re-parse,
+ * every other leaf is as it was, and the body is 7-bit; top says the part
+ * was the message's body, so its Content-* headers go to the caller.
+ */
+static const struct {
+    const char *what;
+    const char *headers;
+    const char *body;
+    int replace;                /* leaf replaced by "removed" first, or -1 */
+    bool replace_body;
+    int rc;
+    unsigned leaf;              /* leaf with the notice */
+    const char *text;           /* its decoded content afterwards */
+    bool top;
+} notice_cases[] = {
+    { "us-ascii 7bit single part",
+      "From: a@example.com\nSubject: hi\nMIME-Version: 1.0\n"
+      "Content-Type: text/plain; charset=us-ascii\nContent-Transfer-Encoding: 7bit\n",
+      "Hello Bob,\n\nsee you.\n", -1, false,
+      1, 0, NOTICE_TOP "Hello Bob,\n\nsee you.\n", true },
+    { "no MIME headers at all", "From: a@example.com\nSubject: hi\n",
+      "plain old mail\n", -1, false, 1, 0, NOTICE_TOP "plain old mail\n", true },
+    { "ISO-8859-1 quoted-printable",
+      "MIME-Version: 1.0\nContent-Type: text/plain; charset=ISO-8859-1\n"
+      "Content-Transfer-Encoding: quoted-printable\nContent-MD5: Q2hlY2sgSW50ZWdyaXR5IQ==\n",
+      "Caf=E9 cr=E8me br=FBl=E9e, =E0 bient=F4t.\nA soft =\nbreak.\n", -1, false,
+      1, 0, NOTICE_TOP "Caf\xc3\xa9 cr\xc3\xa8me br\xc3\xbbl\xc3\xa9" "e, \xc3\xa0 bient\xc3\xb4t.\n"
+      "A soft break.\n", true },
+    { "multipart/alternative: the text/plain part",
+      "MIME-Version: 1.0\nContent-Type: multipart/alternative; boundary=\"alt\"\n",
+      "--alt\nContent-Type: text/plain; charset=us-ascii\n\nplain version\n"
+      "--alt\nContent-Type: text/html; charset=us-ascii\n\n<p>html version</p>\n--alt--\n",
+      -1, false, 1, 0, NOTICE_TOP "plain version", false },
+    { "text/plain after text/html",
+      "MIME-Version: 1.0\nContent-Type: multipart/alternative; boundary=\"alt\"\n",
+      "--alt\nContent-Type: text/html\n\n<p>html</p>\n"
+      "--alt\nContent-Type: text/plain\n\nplain\n--alt--\n",
+      -1, false, 1, 1, NOTICE_TOP "plain", false },
+    { "base64 UTF-8",
+      "MIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n"
+      "Content-Transfer-Encoding: base64\n",
+      "R3LDvMOfZSBhdXMgS8O2bG4sCnp3ZWl0ZSBaZWlsZS4K\n", -1, false,
+      1, 0, NOTICE_TOP "Gr\xc3\xbc\xc3\x9f" "e aus K\xc3\xb6ln,\nzweite Zeile.\n", true },
+    /* The notice takes the CRLF line ends of the text; written back as
+     * 7bit, every line end is the df file's LF. */
+    { "base64 with CRLF lines",
+      "MIME-Version: 1.0\nContent-Type: text/plain; charset=us-ascii\n"
+      "Content-Transfer-Encoding: base64\n",
+      "V2luZG93cyB0ZXh0DQpzZWNvbmQgbGluZQ0K\n", -1, false,
+      1, 0, NOTICE_TOP "Windows text\nsecond line\n", true },
+    { "format=flowed: notice lines space-stuffed",
+      "MIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8; format=flowed; delsp=yes\n",
+      "This is flowed \ntext.\n>quoted\n", -1, false,
+      1, 0, "mqscan removed the following from this message:\n"
+            "   - invoice.exe: executable files are not allowed\n\n"
+            "This is flowed \ntext.\n>quoted\n", true },
+    { "Shift_JIS", "MIME-Version: 1.0\nContent-Type: text/plain; charset=Shift_JIS\n"
+      "Content-Transfer-Encoding: 8bit\n",
+      "\x93\xfa\x96{\x8c\xea\x82\xcc\x83" "e\x83L\x83X\x83g\n", -1, false,
+      1, 0, NOTICE_TOP "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e\xe3\x81\xae\xe3\x83\x86"
+            "\xe3\x82\xad\xe3\x82\xb9\xe3\x83\x88\n", true },
+    { "unknown charset, 8-bit bytes: Windows-1252",
+      "MIME-Version: 1.0\nContent-Type: text/plain; charset=x-mystery\n",
+      "na\xefve caf\xe9 \x93quoted\x94\n", -1, false,
+      1, 0, NOTICE_TOP "na\xc3\xafve caf\xc3\xa9 \xe2\x80\x9cquoted\xe2\x80\x9d\n", true },
+    { "unknown charset, UTF-8 bytes: kept",
+      "MIME-Version: 1.0\nContent-Type: text/plain; charset=x-mystery\n",
+      "caf\xc3\xa9\n", -1, false, 1, 0, NOTICE_TOP "caf\xc3\xa9\n", true },
+    { "us-ascii label on Latin-1 bytes",
+      "MIME-Version: 1.0\nContent-Type: text/plain; charset=us-ascii\n",
+      "caf\xe9\n", -1, false, 1, 0, NOTICE_TOP "caf\xc3\xa9\n", true },
+    { "ascii label on UTF-8 bytes",
+      "MIME-Version: 1.0\nContent-Type: text/plain; charset=ANSI_X3.4-1968\n",
+      "caf\xc3\xa9\n", -1, false, 1, 0, NOTICE_TOP "caf\xc3\xa9\n", true },
+    { "UTF-8 label with a bad byte",
+      "MIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n",
+      "ok \xff end\n", -1, false, 1, 0, NOTICE_TOP "ok \xef\xbf\xbd end\n", true },
+    { "only an attachment", MIXED,
+      "--m\nContent-Type: application/pdf; name=\"a.pdf\"\n"
+      "Content-Disposition: attachment; filename=\"a.pdf\"\nContent-Transfer-Encoding: base64\n\n"
+      "JVBERi0xLjQK\n--m--\n", -1, false, 0, 0, NULL, false },
+    { "a text/plain attachment is not the text",
+      "MIME-Version: 1.0\nContent-Type: text/plain\n"
+      "Content-Disposition: attachment; filename=\"notes.txt\"\n",
+      "file content\n", -1, false, 0, 0, NULL, false },
+    { "HTML only", "MIME-Version: 1.0\nContent-Type: text/html\n",
+      "<p>hello</p>\n", -1, false, 0, 0, NULL, false },
+    { "inline text with a file name is a file: the next text part", MIXED,
+      "--m\nContent-Type: text/plain; name=\"data.csv\"\n"
+      "Content-Disposition: inline; filename=\"data.csv\"\n\na;b;c\n"
+      "--m\nContent-Type: text/plain\n\nthe text\n--m--\n", -1, false,
+      1, 1, NOTICE_TOP "the text", false },
+    { "an attached message is not entered", MIXED,
+      "--m\nContent-Type: text/html\n\n<p>see attached</p>\n"
+      "--m\nContent-Type: message/rfc822\nContent-Disposition: attachment\n\n"
+      "From: b@example.com\nSubject: fwd\n\ninner text\n--m--\n", -1, false,
+      0, 0, NULL, false },
+    { "an inline message is walked like the scan walk does", MIXED,
+      "--m\nContent-Type: image/png\nContent-Transfer-Encoding: base64\n\niVBORw0KGgo=\n"
+      "--m\nContent-Type: message/rfc822\n\n"
+      "From: b@example.com\nSubject: fwd\n\ninner text\n--m--\n", -1, false,
+      1, 1, NOTICE_TOP "inner text", false },
+    { "after a replacement: the first remaining text part", MIXED,
+      "--m\nContent-Type: text/plain\n\ninfected text\n"
+      "--m\nContent-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\nAAEC\n"
+      "--m\nContent-Type: text/plain\n\nfooter\n--m--\n", 0, false,
+      1, 2, NOTICE_TOP "footer", false },
+    { "replaced single part: nothing left", "Subject: x\n", "text\n", 0, false,
+      0, 0, NULL, false },
+    { "whole body replaced: nothing left", MIXED,
+      "--m\nContent-Type: text/plain\n\ntext\n--m--\n", -1, true, 0, 0, NULL, false },
+};
+
+static bool
+all_7bit_short_lines(const GByteArray *out)
+{
+    size_t line = 0;
+
+    for (guint i = 0; i < out->len; i++) {
+        if (out->data[i] >= 0x80)
+            return false;
+        line = out->data[i] == '\n' ? 0 : line + 1;
+        if (line > 998)
+            return false;
+    }
+    return true;
+}
+
+static void
+test_notice(void)
+{
+    for (gsize c = 0; c < G_N_ELEMENTS(notice_cases); c++) {
+        const char *h = notice_cases[c].headers, *b = notice_cases[c].body;
+        GError *err = NULL;
+        struct mq_message *msg;
+        GPtrArray *before, *after, *ch = NULL;
+        GByteArray *out;
+        char *headers;
+        int rc;
+
+        g_test_message("notice case: %s", notice_cases[c].what);
+        msg = mq_message_parse(h, strlen(h), b, strlen(b), &err);
+        g_assert_no_error(err);
+        before = walk(msg, &default_limits, &err);
+        g_assert_no_error(err);
+        if (notice_cases[c].replace >= 0)
+            g_assert_cmpint(mq_message_replace_leaf(msg, (unsigned)notice_cases[c].replace,
+                                                    "removed", &err), ==, 0);
+        if (notice_cases[c].replace_body)
+            mq_message_replace_body(msg, "removed");
+        rc = mq_message_prepend_notice(msg, NOTICE, &err);
+        g_assert_no_error(err);
+        g_assert_cmpint(rc, ==, notice_cases[c].rc);
+        out = write_body(msg);
+
+        if (rc == 0) {
+            if (notice_cases[c].replace < 0 && !notice_cases[c].replace_body) {
+                g_assert_cmpmem(out->data, out->len, b, strlen(b));
+                g_assert_false(mq_message_body_replaced(msg));
+            }
+            goto next;
+        }
+
+        g_assert_true(all_7bit_short_lines(out));
+        g_assert_cmpint(mq_message_body_replaced(msg), ==, notice_cases[c].top);
+        if (notice_cases[c].top) {
+            bool charset = false, cte = false;
+
+            ch = mq_message_content_headers(msg);
+            for (guint i = 0; i < ch->len; i++) {
+                const char *line = g_ptr_array_index(ch, i);
+
+                charset |= g_str_has_prefix(line, "Content-Type: text/plain")
+                           && strstr(line, "charset=utf-8") != NULL;
+                cte |= g_str_has_prefix(line, "Content-Transfer-Encoding: ");
+                g_assert_false(g_str_has_prefix(line, "Content-MD5"));
+                if (strstr(h, "format=flowed") != NULL && g_str_has_prefix(line, "Content-Type"))
+                    g_assert_nonnull(strstr(line, "format=flowed"));
+            }
+            g_assert_true(charset);
+            g_assert_true(cte);
+            headers = rebuild_headers(h, strlen(h), ch);
+        } else {
+            g_assert_nonnull(find_mem(out->data, out->len, "charset=utf-8"));
+            headers = g_strdup(h);
+        }
+        after = reparse(headers, strlen(headers), out);
+        g_assert_cmpuint(after->len, ==, before->len);
+        for (guint i = 0; i < after->len; i++) {
+            struct seen_leaf *was = g_ptr_array_index(before, i);
+            struct seen_leaf *now = g_ptr_array_index(after, i);
+
+            if (i == notice_cases[c].leaf)
+                assert_leaf_text(after, i, "text/plain", notice_cases[c].text);
+            else if ((int)i == notice_cases[c].replace)
+                assert_leaf_text(after, i, "text/plain", "removed\n");
+            else
+                g_assert_true(g_bytes_equal(was->data, now->data));
+        }
+        g_ptr_array_unref(after);
+        g_free(headers);
+
+    next:
+        if (ch != NULL)
+            g_ptr_array_unref(ch);
+        g_byte_array_unref(out);
+        g_ptr_array_unref(before);
+        mq_message_free(&msg);
+    }
+}
+
+/* No walk is needed first; a second notice goes above the first; invalid
+ * UTF-8 in the notice is repaired; a long line stays whole (quoted-
+ * printable soft breaks); the fixtures all take a notice. */
+static void
+test_notice_more(void)
+{
+    static const char headers[] = "Subject: x\n";
+    static const char body[] = "body\n";
+    struct mq_message *msg = mq_message_parse(headers, strlen(headers), body, strlen(body), NULL);
+    GString *long_line = g_string_new("\xff ");
+    GError *err = NULL;
+    GPtrArray *seen, *ch;
+    GByteArray *out;
+    char *rebuilt, *want;
+
+    g_assert_cmpint(mq_message_prepend_notice(msg, "first\n", &err), ==, 1);
+    g_assert_cmpint(mq_message_prepend_notice(msg, "second", &err), ==, 1);
+    for (int i = 0; i < 200; i++)
+        g_string_append(long_line, "0123456789");
+    g_assert_cmpint(mq_message_prepend_notice(msg, long_line->str, &err), ==, 1);
+    g_assert_no_error(err);
+    out = write_body(msg);
+    g_assert_true(all_7bit_short_lines(out));
+    ch = mq_message_content_headers(msg);
+    rebuilt = rebuild_headers(headers, strlen(headers), ch);
+    seen = reparse(rebuilt, strlen(rebuilt), out);
+    want = g_strdup_printf("\xef\xbf\xbd%s\n\nsecond\n\nfirst\n\nbody\n", long_line->str + 1);
+    assert_leaf_text(seen, 0, "text/plain", want);
+    g_free(want);
+    g_ptr_array_unref(seen);
+    g_free(rebuilt);
+    g_ptr_array_unref(ch);
+    g_byte_array_unref(out);
+    g_string_free(long_line, TRUE);
+    mq_message_free(&msg);
+
+    for (gsize c = 0; c < G_N_ELEMENTS(fixture_cases); c++) {
+        char *data;
+        size_t len;
+
+        /* Both text parts of rfc2231.eml are named files. */
+        bool named = strcmp(fixture_cases[c].file, "rfc2231.eml") == 0;
+
+        msg = parse_fixture(fixture_cases[c].file, &data, &len);
+        g_test_message("notice into %s", fixture_cases[c].file);
+        g_assert_cmpint(mq_message_prepend_notice(msg, NOTICE, &err), ==, named ? 0 : 1);
+        g_assert_no_error(err);
+        out = write_body(msg);
+        if (!named) {
+            g_assert_true(all_7bit_short_lines(out));
+            g_assert_nonnull(find_mem(out->data, out->len, "mqscan removed the following"));
+        }
+        g_byte_array_unref(out);
+        mq_message_free(&msg);
+        g_free(data);
+    }
+}
+
+/* Whatever the input (mutated fixtures, the shared corpus), a notice
+ * either goes in or is refused with 0, and the result writes back and
+ * parses again. */
+static void
+notice_exercise(const char *data, size_t len, unsigned *done_r)
+{
+    GError *err = NULL;
+    struct mq_message *msg = parse_whole(data, len, &err);
+    GByteArray *out;
+    int rc;
+
+    if (msg == NULL) {
+        g_clear_error(&err);
+        return;
+    }
+    rc = mq_message_prepend_notice(msg, NOTICE, &err);
+    g_assert_no_error(err);
+    g_assert_true(rc == 0 || rc == 1);
+    *done_r += (unsigned)rc;
+    out = write_body(msg);
+    if (rc == 1) {
+        const char *body;
+        size_t hlen, blen;
+        struct mq_message *again;
+
+        /* In clear, unless GMime chose base64 for mostly 8-bit text (its
+         * header is in the body, or in the message's header block when
+         * the part is the whole body). */
+        bool base64 = find_mem(out->data, out->len, "base64") != NULL;
+
+        if (mq_message_body_replaced(msg)) {
+            GPtrArray *ch = mq_message_content_headers(msg);
+
+            for (guint i = 0; i < ch->len; i++)
+                base64 |= strstr(g_ptr_array_index(ch, i), "base64") != NULL;
+            g_ptr_array_unref(ch);
+        }
+        if (find_mem(out->data, out->len, "mqscan removed") == NULL && !base64)
+            g_error("notice not found in:\n%.*s", (int)MIN(out->len, 2000), out->data);
+        test_split_message(data, len, &hlen, &body, &blen);
+        again = mq_message_parse(data, hlen, (const char *)out->data, out->len, &err);
+        g_assert_no_error(err);
+        mq_message_free(&again);
+    }
+    g_byte_array_unref(out);
+    mq_message_free(&msg);
+}
+
+static void
+test_notice_hostile(void)
+{
+    const char *shared = g_getenv("MQ_SHARED_DIR");
+    GRand *rand = g_rand_new_with_seed(20261125);
+    unsigned runs = 0, done = 0;
+    char *dirpath;
+    GDir *dir;
+    const char *name;
+
+    for (gsize c = 0; c < G_N_ELEMENTS(fixture_cases); c++) {
+        size_t len;
+        char *orig = load_fixture(fixture_cases[c].file, &len);
+
+        for (int m = 0; m < 100; m++) {
+            GString *s = g_string_new_len(orig, (gssize)len);
+
+            if (m % 2 == 0)
+                g_string_truncate(s, g_rand_int_range(rand, 0, (gint32)len + 1));
+            else
+                for (int k = 0; k < 8 && s->len > 0; k++)
+                    s->str[g_rand_int_range(rand, 0, (gint32)s->len)] = (char)g_rand_int(rand);
+            notice_exercise(s->str, s->len, &done);
+            runs++;
+            g_string_free(s, TRUE);
+        }
+        g_free(orig);
+    }
+    g_rand_free(rand);
+
+    if (shared != NULL) {
+        dirpath = g_build_filename(shared, "corpus", "mime", NULL);
+        dir = g_dir_open(dirpath, 0, NULL);
+        while (dir != NULL && (name = g_dir_read_name(dir)) != NULL) {
+            char *path, *data = NULL;
+            gsize len = 0;
+
+            if (!g_str_has_suffix(name, ".eml"))
+                continue;
+            path = g_build_filename(dirpath, name, NULL);
+            if (!g_file_get_contents(path, &data, &len, NULL))
+                g_error("cannot read %s", path);
+            notice_exercise(data, len, &done);
+            runs++;
+            g_free(data);
+            g_free(path);
+        }
+        if (dir != NULL)
+            g_dir_close(dir);
+        g_free(dirpath);
+    }
+    g_test_message("%u messages, %u took a notice", runs, done);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1096,6 +1448,9 @@ main(int argc, char **argv)
     g_test_add_func("/message/replace/all-leaves", test_replace_all_leaves);
     g_test_add_func("/message/replace/bad-index-panics", test_bad_index_panics);
     g_test_add_func("/message/content-headers", test_content_headers);
+    g_test_add_func("/message/notice/cases", test_notice);
+    g_test_add_func("/message/notice/more", test_notice_more);
+    g_test_add_func("/message/notice/hostile", test_notice_hostile);
     g_test_add_func("/message/write-appends", test_write_appends);
     g_test_add_func("/message/odd-input", test_odd_input);
     g_test_add_func("/message/unsplittable-multipart", test_unsplittable_multipart);

@@ -146,6 +146,257 @@ make_mail_inline_uu_eicar(void)
     return g_string_free_to_bytes(s);
 }
 
+/* ---- encrypted archives, built at run time ------------------------------ */
+
+/* A zip archive with traditional PKWARE encryption ("ZipCrypto", APPNOTE
+ * 6.1), the kind `zip -P` writes: real encryption, so the content is hidden
+ * from the scanner, which must not call it clean. Members are stored, each
+ * encrypted or not. */
+
+static guint32 zc_crc_table[256];
+
+static void
+zc_init_table(void)
+{
+    for (guint32 n = 0; n < 256; n++) {
+        guint32 c = n;
+
+        for (int k = 0; k < 8; k++)
+            c = (c & 1) ? 0xedb88320u ^ (c >> 1) : c >> 1;
+        zc_crc_table[n] = c;
+    }
+}
+
+static guint32
+zc_crc_byte(guint32 crc, guint8 b)
+{
+    return zc_crc_table[(crc ^ b) & 0xff] ^ (crc >> 8);
+}
+
+static guint32
+zc_crc32(const guint8 *p, size_t len)
+{
+    guint32 crc = 0xffffffffu;
+
+    for (size_t i = 0; i < len; i++)
+        crc = zc_crc_byte(crc, p[i]);
+    return crc ^ 0xffffffffu;
+}
+
+struct zc_keys {
+    guint32 k0, k1, k2;
+};
+
+static void
+zc_update(struct zc_keys *k, guint8 plain)
+{
+    k->k0 = zc_crc_byte(k->k0, plain);
+    k->k1 = (k->k1 + (k->k0 & 0xff)) * 134775813u + 1;
+    k->k2 = zc_crc_byte(k->k2, (guint8)(k->k1 >> 24));
+}
+
+static guint8
+zc_encrypt(struct zc_keys *k, guint8 plain)
+{
+    guint16 t = (guint16)((k->k2 | 2) & 0xffff);
+    guint8 c = plain ^ (guint8)(((guint32)t * (t ^ 1)) >> 8);
+
+    zc_update(k, plain);
+    return c;
+}
+
+static void
+put16(GByteArray *a, guint16 v)
+{
+    guint8 b[2] = { v & 0xff, v >> 8 };
+
+    g_byte_array_append(a, b, 2);
+}
+
+static void
+put32(GByteArray *a, guint32 v)
+{
+    guint8 b[4] = { v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff, v >> 24 };
+
+    g_byte_array_append(a, b, 4);
+}
+
+struct zip_member {
+    const char *name;
+    GBytes *data;
+    const char *password;       /* NULL: stored in the clear */
+};
+
+static GBytes *
+make_zip(const struct zip_member *m, size_t n)
+{
+    GByteArray *zip = g_byte_array_new();
+    GByteArray *cd = g_byte_array_new();
+
+    zc_init_table();
+    for (size_t i = 0; i < n; i++) {
+        const guint8 *data = g_bytes_get_data(m[i].data, NULL);
+        size_t len = g_bytes_get_size(m[i].data);
+        guint32 crc = zc_crc32(data, len);
+        guint16 flags = m[i].password != NULL ? 1 : 0;
+        guint32 csize = (guint32)len + (m[i].password != NULL ? 12 : 0);
+        guint32 offset = zip->len;
+        guint16 nlen = (guint16)strlen(m[i].name);
+
+        /* Local header: version 2.0, flags, stored, no time, CRC, sizes. */
+        put32(zip, 0x04034b50);
+        put16(zip, 20);
+        put16(zip, flags);
+        put16(zip, 0);
+        put16(zip, 0);
+        put16(zip, 0x21);
+        put32(zip, crc);
+        put32(zip, csize);
+        put32(zip, (guint32)len);
+        put16(zip, nlen);
+        put16(zip, 0);
+        g_byte_array_append(zip, (const guint8 *)m[i].name, nlen);
+        if (m[i].password != NULL) {
+            struct zc_keys k = { 0x12345678u, 0x23456789u, 0x34567890u };
+
+            for (const char *p = m[i].password; *p != '\0'; p++)
+                zc_update(&k, (guint8)*p);
+            /* The 12-byte encryption header ends with the CRC's top byte
+             * (the password check). */
+            for (int b = 0; b < 12; b++) {
+                guint8 c = zc_encrypt(&k, b == 11 ? (guint8)(crc >> 24) : (guint8)(b * 37 + 1));
+
+                g_byte_array_append(zip, &c, 1);
+            }
+            for (size_t b = 0; b < len; b++) {
+                guint8 c = zc_encrypt(&k, data[b]);
+
+                g_byte_array_append(zip, &c, 1);
+            }
+        } else {
+            g_byte_array_append(zip, data, (guint)len);
+        }
+        /* Its central directory entry. */
+        put32(cd, 0x02014b50);
+        put16(cd, 20);
+        put16(cd, 20);
+        put16(cd, flags);
+        put16(cd, 0);
+        put16(cd, 0);
+        put16(cd, 0x21);
+        put32(cd, crc);
+        put32(cd, csize);
+        put32(cd, (guint32)len);
+        put16(cd, nlen);
+        put16(cd, 0);
+        put16(cd, 0);
+        put16(cd, 0);
+        put16(cd, 0);
+        put32(cd, 0);
+        put32(cd, offset);
+        g_byte_array_append(cd, (const guint8 *)m[i].name, nlen);
+    }
+    {
+        guint32 cd_offset = zip->len, cd_size = cd->len;
+
+        g_byte_array_append(zip, cd->data, cd->len);
+        put32(zip, 0x06054b50);
+        put16(zip, 0);
+        put16(zip, 0);
+        put16(zip, (guint16)n);
+        put16(zip, (guint16)n);
+        put32(zip, cd_size);
+        put32(zip, cd_offset);
+        put16(zip, 0);
+    }
+    g_byte_array_unref(cd);
+    return g_byte_array_free_to_bytes(zip);
+}
+
+static GBytes *
+make_encrypted_zip_text(void)
+{
+    GBytes *text = make_clean_text();
+    const struct zip_member m[] = { { "minutes.txt", text, "secret" } };
+    GBytes *zip = make_zip(m, 1);
+
+    g_bytes_unref(text);
+    return zip;
+}
+
+static GBytes *
+make_encrypted_zip_eicar(void)
+{
+    GBytes *eicar = make_eicar();
+    const struct zip_member m[] = { { "eicar.com", eicar, "infected" } };
+    GBytes *zip = make_zip(m, 1);
+
+    g_bytes_unref(eicar);
+    return zip;
+}
+
+/* One member in the clear (EICAR), one encrypted: what can be seen is
+ * reported, as a match takes precedence over the heuristic. */
+static GBytes *
+make_mixed_zip_eicar(void)
+{
+    GBytes *eicar = make_eicar(), *text = make_clean_text();
+    const struct zip_member m[] = {
+        { "readme.txt", text, "secret" },
+        { "eicar.com", eicar, NULL },
+    };
+    GBytes *zip = make_zip(m, 2);
+
+    g_bytes_unref(text);
+    g_bytes_unref(eicar);
+    return zip;
+}
+
+static GBytes *
+make_plain_zip_text(void)
+{
+    GBytes *text = make_clean_text();
+    const struct zip_member m[] = { { "minutes.txt", text, NULL } };
+    GBytes *zip = make_zip(m, 1);
+
+    g_bytes_unref(text);
+    return zip;
+}
+
+static GBytes *
+make_mail_encrypted_zip(void)
+{
+    GBytes *zip = make_encrypted_zip_eicar();
+    char *b64 = g_base64_encode(g_bytes_get_data(zip, NULL), g_bytes_get_size(zip));
+    char *mail = g_strdup_printf(
+        "From: a@example.com\nTo: b@example.net\nSubject: invoice\nMIME-Version: 1.0\n"
+        "Content-Type: multipart/mixed; boundary=\"b\"\n\n"
+        "--b\nContent-Type: text/plain\n\nThe password is infected.\n"
+        "--b\nContent-Type: application/zip; name=\"invoice.zip\"\n"
+        "Content-Transfer-Encoding: base64\n\n%s\n--b--\n", b64);
+
+    g_free(b64);
+    g_bytes_unref(zip);
+    return g_bytes_new_take(mail, strlen(mail));
+}
+
+/* MQ_WRITE_ZIPS=DIR keeps each object of /scanner/encrypted in DIR, for a
+ * look with `unzip -P` and for tests/clamd.sh, which has clamd scan them
+ * too. */
+static void
+maybe_keep(const char *what, GBytes *data)
+{
+    const char *dir = g_getenv("MQ_WRITE_ZIPS");
+    char *path;
+
+    if (dir == NULL)
+        return;
+    path = g_build_filename(dir, what, NULL);
+    g_assert_true(g_file_set_contents(path, g_bytes_get_data(data, NULL),
+                                      (gssize)g_bytes_get_size(data), NULL));
+    g_free(path);
+}
+
 /* NULL if the file is not there (clamav-testfiles not installed). */
 static GBytes *
 load_testfile(const char *name)
@@ -229,6 +480,52 @@ test_verdicts(void)
             g_assert_nonnull(name);
             g_assert_true(g_str_has_prefix(name, verdict_cases[c].name_prefix));
         }
+        g_free(name);
+        g_bytes_unref(data);
+    }
+    mq_scanner_unref(&scanner);
+}
+
+/* Encrypted archives are a verdict of their own (CL_SCAN_HEURISTIC_ENCRYPTED_*
+ * in the scan options): never clean, and not "infected" either. */
+static const struct {
+    const char *what;
+    GBytes *(*make)(void);
+    int verdict;
+    const char *name;           /* exact, or a prefix for INFECTED */
+} encrypted_cases[] = {
+    { "encrypted-text.zip", make_encrypted_zip_text, MQ_SCAN_ENCRYPTED, "Heuristics.Encrypted.Zip" },
+    { "encrypted-eicar.zip", make_encrypted_zip_eicar, MQ_SCAN_ENCRYPTED,
+      "Heuristics.Encrypted.Zip" },
+    { "mixed.zip", make_mixed_zip_eicar, MQ_SCAN_INFECTED, "MqScan.Test.EICAR" },
+    { "plain.zip", make_plain_zip_text, MQ_SCAN_CLEAN, NULL },
+    { "encrypted-zip.eml", make_mail_encrypted_zip, MQ_SCAN_ENCRYPTED,
+      "Heuristics.Encrypted.Zip" },
+};
+
+static void
+test_encrypted(void)
+{
+    struct mq_scanner *scanner = new_scanner(&default_limits);
+
+    for (gsize c = 0; c < G_N_ELEMENTS(encrypted_cases); c++) {
+        GBytes *data = encrypted_cases[c].make();
+        GError *err = NULL;
+        char *name = NULL;
+        int verdict;
+
+        maybe_keep(encrypted_cases[c].what, data);
+        verdict = mq_scanner_scan(scanner, g_bytes_get_data(data, NULL), g_bytes_get_size(data),
+                                  encrypted_cases[c].what, &name, &err);
+        g_test_message("%s: %d %s", encrypted_cases[c].what, verdict, name ? name : "-");
+        g_assert_no_error(err);
+        g_assert_cmpint(verdict, ==, encrypted_cases[c].verdict);
+        if (encrypted_cases[c].name == NULL)
+            g_assert_null(name);
+        else if (verdict == MQ_SCAN_INFECTED)
+            g_assert_true(g_str_has_prefix(name, encrypted_cases[c].name));
+        else
+            g_assert_cmpstr(name, ==, encrypted_cases[c].name);
         g_free(name);
         g_bytes_unref(data);
     }
@@ -512,6 +809,7 @@ main(int argc, char **argv)
 
     g_test_add_func("/scanner/load", test_load);
     g_test_add_func("/scanner/verdicts", test_verdicts);
+    g_test_add_func("/scanner/encrypted", test_encrypted);
     g_test_add_func("/scanner/fail-closed", test_fail_closed);
     g_test_add_func("/scanner/limits", test_limits);
     g_test_add_func("/scanner/tmp-dir", test_tmp_dir);

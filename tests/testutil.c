@@ -1,5 +1,6 @@
 #include <config.h>
 
+#include <string.h>
 #include <sys/stat.h>
 
 #include <glib.h>
@@ -50,4 +51,30 @@ test_remove_tree(const char *path)
         g_dir_close(d);
     }
     g_rmdir(path);
+}
+
+void
+test_split_message(const char *data, size_t len, size_t *headers_len_r,
+                   const char **body_r, size_t *body_len_r)
+{
+    size_t pos = 0;
+
+    while (pos < len) {
+        const char *nl;
+
+        if (data[pos] == '\n' || (data[pos] == '\r' && pos + 1 < len && data[pos + 1] == '\n')) {
+            size_t eol = data[pos] == '\n' ? pos + 1 : pos + 2;
+            *headers_len_r = pos;
+            *body_r = data + eol;
+            *body_len_r = len - eol;
+            return;
+        }
+        nl = memchr(data + pos, '\n', len - pos);
+        if (nl == NULL)
+            break;
+        pos = (size_t)(nl - data) + 1;
+    }
+    *headers_len_r = len;
+    *body_r = data + len;
+    *body_len_r = 0;
 }

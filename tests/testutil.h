@@ -13,5 +13,9 @@
 char *test_data_path(const char *rel);
 char *test_load(const char *rel, size_t *len_r);
 void test_remove_tree(const char *path);
+/* Headers are data[0, *headers_len_r); the body starts after the empty line
+ * (LF or CRLF). No empty line: all headers, empty body. */
+void test_split_message(const char *data, size_t len, size_t *headers_len_r,
+                        const char **body_r, size_t *body_len_r);
 
 #endif
