@@ -126,7 +126,12 @@ mq_log_sanitize(const char *s, size_t max_len)
         } else {
             clen = g_utf8_next_char(p) - p;
         }
-        if (c < 0x20 || c == 0x7f || (c >= 0x80 && c < 0xa0)) {
+        /* Control characters, and the invisible ones that reorder or break
+         * text (bidi overrides and isolates, line and paragraph separators):
+         * "invoice\u202Efdp.exe" must not read as "invoiceexe.pdf". */
+        if (c < 0x20 || c == 0x7f || (c >= 0x80 && c < 0xa0) ||
+            (c >= 0x200e && c <= 0x200f) || (c >= 0x2028 && c <= 0x202e) ||
+            (c >= 0x2066 && c <= 0x2069)) {
             c = '?';
         }
         if (out->len <= max_len - 3)

@@ -233,22 +233,46 @@ message_content_type(GMimeObject *object)
     return lower;
 }
 
+/* True if a header that names the file spells a NUL byte: "%00" in an RFC
+ * 2231 parameter. GMime's decoded name is a C string and ends there, so
+ * "report.pdf%00.exe" would be matched as "report.pdf", while a mail
+ * reader that drops the NUL shows "report.pdf.exe". */
+static bool
+message_name_has_nul(GMimeObject *object)
+{
+    static const char *const headers[] = { "Content-Disposition", "Content-Type" };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(headers); i++) {
+        const char *v = g_mime_object_get_header(object, headers[i]);
+        if (v != NULL && strstr(v, "%00") != NULL)
+            return true;
+    }
+    return false;
+}
+
 /* The decoded file name (GMime undoes RFC 2231 and RFC 2047), made valid
- * UTF-8 if the sender's bytes were not. NULL if there is none. Caller frees
- * with g_free(). */
+ * UTF-8 if the sender's bytes were not. A name cut short by a NUL byte ends
+ * in U+0001, a control character, so that the filename rules see that
+ * something was hidden there. NULL if there is none. Caller frees with
+ * g_free(). */
 static char *
 message_filename(GMimeObject *object)
 {
     const char *name;
+    char *valid;
 
     if (!GMIME_IS_PART(object))
         return NULL;
     name = g_mime_part_get_filename(GMIME_PART(object));
     if (name == NULL)
         return NULL;
-    if (g_utf8_validate(name, -1, NULL))
-        return g_strdup(name);
-    return g_utf8_make_valid(name, -1);
+    valid = g_utf8_validate(name, -1, NULL) ? g_strdup(name) : g_utf8_make_valid(name, -1);
+    if (message_name_has_nul(object)) {
+        char *marked = g_strconcat(valid, "\001", NULL);
+        g_free(valid);
+        return marked;
+    }
+    return valid;
 }
 
 /*

@@ -135,6 +135,7 @@ mq_quarantine_store(struct mq_quarantine *q, const struct mq_quarantine_record *
     GString *meta = NULL;
     GDateTime *now = NULL;
     char *id = NULL, *daystr;
+    bool made = false;
     int dayfd = -1;
 
     if (!mq_fs_id_ok(rec->queue_id))
@@ -143,15 +144,33 @@ mq_quarantine_store(struct mq_quarantine *q, const struct mq_quarantine_record *
     daystr = g_date_time_format(now, "%Y%m%d");
     g_strlcpy(day, daystr, sizeof(day));
     g_free(daystr);
-    for (int i = 0; i < QUARANTINE_RANDOM_LEN; i++)
-        random[i] = letters[g_random_int_range(0, (gint32)sizeof(letters) - 1)];
-    random[QUARANTINE_RANDOM_LEN] = '\0';
-    g_snprintf(entry, sizeof(entry), "%s-%s", rec->queue_id, random);
-
-    if (mkdirat(q->tmpfd, entry, 0700) < 0) {
-        g_set_error(err, MQ_ERROR, mq_error_from_errno(errno), "quarantine: mkdir tmp/%s: %s",
-                    entry, g_strerror(errno));
-        goto done;
+    /* A fresh name, free both under tmp/ and in the day directory. Only a
+     * directory this call made is ever cleaned up: a name that exists may
+     * belong to a store running at the same time. */
+    for (int attempt = 0;; attempt++) {
+        char inday[sizeof(day) + sizeof(entry) + 1];
+        struct stat st;
+        for (int i = 0; i < QUARANTINE_RANDOM_LEN; i++)
+            random[i] = letters[g_random_int_range(0, (gint32)sizeof(letters) - 1)];
+        random[QUARANTINE_RANDOM_LEN] = '\0';
+        g_snprintf(entry, sizeof(entry), "%s-%s", rec->queue_id, random);
+        g_snprintf(inday, sizeof(inday), "%s/%s", day, entry);
+        if (fstatat(q->dirfd, inday, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+            if (mkdirat(q->tmpfd, entry, 0700) == 0) {
+                made = true;
+                break;
+            }
+            if (errno != EEXIST) {
+                g_set_error(err, MQ_ERROR, mq_error_from_errno(errno),
+                            "quarantine: mkdir tmp/%s: %s", entry, g_strerror(errno));
+                goto done;
+            }
+        }
+        if (attempt >= 10) {
+            g_set_error(err, MQ_ERROR, MQ_ERROR_IO, "quarantine: no free name for %s",
+                        rec->queue_id);
+            goto done;
+        }
     }
     meta = g_string_new(NULL);
     g_string_append_printf(meta, "mqscan-quarantine %d\n", QUARANTINE_META_VERSION);
@@ -205,7 +224,7 @@ mq_quarantine_store(struct mq_quarantine *q, const struct mq_quarantine_record *
     id = g_strdup_printf("%s-%s", day, entry);
 
 done:
-    if (id == NULL)
+    if (id == NULL && made)
         quarantine_remove_tmp(q, entry);
     if (dayfd >= 0)
         close(dayfd);

@@ -15,8 +15,14 @@
 #  4. failover: a dead socket first, then the TCP server -> still scanned;
 #     every server dead -> an error, never "clean".
 #  5. speed: every message of corpus/ham, whole, through each engine
-#     (mq-scanfile --bench), msgs/s printed.
-#  6. clamd reloads with an ignore list for the ClamExe signatures: now both
+#     (mq-scanfile --bench), msgs/s printed (run after 6 and 7).
+#  6. the content policy through mqscand with engine = "clamd": every case
+#     of policy.py (test files attached, zipped, nested; banned names and
+#     types; encrypted; too deep; fragment; mass mailer) in every direction
+#     must be decided exactly as with libclamav (policy.sh).
+#  7. mqscand --once over the same queue of ham messages with each engine,
+#     msgs/s printed.
+#  8. clamd reloads with an ignore list for the ClamExe signatures: now both
 #     engines call clam_cache_emax.tgz Heuristics.Limits.Exceeded.MaxRecursion.
 #
 # clamd is stopped by PID on exit, whatever happens.
@@ -38,8 +44,11 @@ T=$(t_tmpdir clamd)
 SOCK=$T/clamd.sock
 DB=$T/db
 mkdir -p "$DB" "$T/clamdtmp" "$T/lctmp" "$T/files"
-# A copy, so that step 6 can add an ignore list; the same signatures.
+# A copy, so that step 8 can add an ignore list; the same signatures, plus
+# the mass-mailer signature policy.py's worm case needs.
 cp "$MQ_TESTSIGS"/* "$DB/"
+marker=$("$SMPAIR_PYTHON" -c 'import sys; sys.path.insert(0, sys.argv[1]); import policy; print(policy.WORM_MARKER.hex())' "$MQ_SRCDIR")
+echo "MqScan.Test.Worm.Mydoom.A:0:*:$marker" > "$DB/mqscan-worm.ndb"
 
 CLAMD_PID=
 cleanup() {
@@ -221,6 +230,45 @@ grep -q 'CLEAN' "$T/out" && fail "every server dead, and something was called cl
 grep -q "no clamd server answered: unix:$T/dead.sock: .*; tcp:127.0.0.1:$DEADPORT: connect: Connection refused" \
     "$T/err" || fail "the error does not name every server"
 
+# 6. The content policy, decided on clamd's verdicts.
+echo "== 6. policy through mqscand with engine = clamd"
+policy_run() {   # policy_run NAME ENGINE-LINES MAKE-FLAG: queue, config, mqscand --once
+    local D=$T/$1
+    mkdir -p "$D/mqueue.in" "$D/mqueue.out"
+    t_write_config "$D/mqscan.conf" "$D"
+    cat >> "$D/mqscan.conf" <<CONF
+clamav_database_dir = "$DB"
+internal_networks = { "10.0.0.0/8" }
+local_domains = { "example.org" }
+$2
+CONF
+    "$SMPAIR_PYTHON" "$MQ_SRCDIR/policy.py" make "$D/mqueue.in" "$D/cases.json" \
+        "$MQ_SHARED_DIR" $3 > /dev/null || fail "$1: cannot build the test messages"
+    local s e
+    s=$(date +%s.%N)
+    "$MQSCAND" -c "$D/mqscan.conf" --once -f 2> "$D/mqscand.log" || {
+        grep -v ' verdict=' "$D/mqscand.log" | tail -5; fail "$1: mqscand --once"; }
+    e=$(date +%s.%N)
+    n=$(grep -c ' verdict=' "$D/mqscand.log")
+    rate=$(awk "BEGIN{printf \"%.1f\", $n / ($e - $s)}")
+}
+policy_run policy-clamd "engine = \"clamd\"
+clamd_servers = { \"unix:$SOCK\", \"tcp:127.0.0.1:$PORT\" }" --no-ham
+"$SMPAIR_PYTHON" "$MQ_SRCDIR/policy.py" check "$T/policy-clamd/cases.json" \
+    "$T/policy-clamd/mqscand.log" "$T/policy-clamd/mqueue.out" "$T/policy-clamd/quarantine" ||
+    fail "policy decisions with clamd"
+
+# 7. mqscand itself with each engine on the same ham queue (before step 5,
+# so that both engines meet the ham messages for the first time).
+echo "== 7. mqscand --once over corpus/ham, each engine"
+if [ -d "$MQ_SHARED_DIR/corpus/ham" ]; then
+    policy_run ham-libclamav 'engine = "libclamav"' --only-ham
+    echo "mqscand engine=libclamav: $n messages, $rate msgs/s"
+    policy_run ham-clamd "engine = \"clamd\"
+clamd_servers = { \"unix:$SOCK\" }" --only-ham
+    echo "mqscand engine=clamd:     $n messages, $rate msgs/s"
+fi
+
 # 5. What each engine costs: the same messages, whole, one at a time.
 echo "== 5. speed"
 if [ -d "$MQ_SHARED_DIR/corpus/ham" ]; then
@@ -232,9 +280,9 @@ else
     echo "no $MQ_SHARED_DIR/corpus/ham: not measured"
 fi
 
-# 6. With the ClamExe signatures ignored, what is left of clam_cache_emax.tgz
-# is its branch deeper than MaxRecursion (17): both engines must say so.
-echo "== 6. limits"
+# 8. With the ClamExe signatures ignored, what is left of clam_cache_emax.tgz
+# is its branch deeper than MaxRecursion: both engines must say so.
+echo "== 8. limits"
 printf 'MqScan.Test.ClamExe.Body\nMqScan.Test.ClamExe.MD5\n' > "$DB/ignore-clamexe.ign2"
 exec 3<> "/dev/tcp/127.0.0.1/$PORT" || fail "cannot connect to port $PORT"
 printf 'zRELOAD\0' >&3

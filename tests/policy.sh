@@ -30,7 +30,6 @@ run_policy() {   # run_policy NAME [extra config lines] [--expect FILE]
     t_write_config "$D/mqscan.conf" "$D"
     cat >> "$D/mqscan.conf" <<CONF
 clamav_database_dir = "$T/sigs"
-clamav_max_recursion = 8
 internal_networks = { "10.0.0.0/8" }
 local_domains = { "example.org" }
 $extra
@@ -44,6 +43,9 @@ CONF
     "$SMPAIR_PYTHON" "$MQ_SRCDIR/policy.py" check "$D/cases.json" "$D/mqscand.log" \
         "$D/mqueue.out" "$D/quarantine" $expect || t_fail "$name: decisions differ from the policy"
     [ -z "$(ls "$D/mqueue.in" | grep '^qf')" ] || t_fail "$name: incoming queue not empty"
+    # The hostile names ("../../etc/passwd", ...) created nothing anywhere.
+    [ -z "$(find "$T" -name passwd -o -name shadow -o -name 'x' -o -name '*break*')" ] ||
+        t_fail "$name: a file was created from a name in a message"
 }
 
 run_policy default ""
