@@ -296,8 +296,16 @@ mq_daemon_lint(const struct mq_config *c, GError **err)
         g_string_free(report, TRUE);
         return NULL;
     }
-    g_string_append_printf(report, "engine: %s\n", mq_scanner_describe(scanner));
-    mq_scanner_unref(&scanner);
+    {
+        char *line = mq_scanner_check(scanner, err);
+        mq_scanner_unref(&scanner);
+        if (line == NULL) {
+            g_string_free(report, TRUE);
+            return NULL;
+        }
+        g_string_append_printf(report, "engine: %s\n", line);
+        g_free(line);
+    }
     return g_string_free(report, FALSE);
 
 fail_config:

@@ -351,6 +351,24 @@ mq_scanner_describe(const struct mq_scanner *scanner)
     return scanner->description;
 }
 
+char *
+mq_scanner_check(struct mq_scanner *scanner, GError **err)
+{
+    char *version, *line;
+
+    if (scanner->kind != SCANNER_CLAMD)
+        return g_strdup(scanner->description);
+    version = mq_clamd_version(scanner->clamd, err);
+    if (version == NULL) {
+        if (err != NULL && *err != NULL)
+            (*err)->code = MQ_ERROR_ENGINE;
+        return NULL;
+    }
+    line = g_strdup_printf("%s; answering: %s", scanner->description, version);
+    g_free(version);
+    return line;
+}
+
 /*
  * What clamscan does by default, plus two heuristics. "Exceeds max": without
  * it, libclamav stops at a limit and reports the object as clean, which would

@@ -2,7 +2,8 @@
  *
  * Public functions: mq_scanner_new(), mq_scanner_new_clamd(), mq_scanner_ref(),
  * mq_scanner_unref(),
- * mq_scanner_signatures(), mq_scanner_describe(), mq_scanner_scan().
+ * mq_scanner_signatures(), mq_scanner_describe(), mq_scanner_check(),
+ * mq_scanner_scan().
  *
  * One compiled engine is shared, read-only, by every worker thread; it is
  * reference counted so that a reload can build a new engine while batches
@@ -72,6 +73,11 @@ unsigned mq_scanner_signatures(const struct mq_scanner *scanner);
 /* "libclamav 1.4.6, 4 signatures, database version N" - borrowed, valid
  * while the caller holds a reference. */
 const char *mq_scanner_describe(const struct mq_scanner *scanner);
+
+/* For --lint: the description, and for clamd the VERSION of the first
+ * server that answers (so an unreachable farm is found before mail is).
+ * Caller frees; NULL with MQ_ERROR_ENGINE if no clamd answers. */
+char *mq_scanner_check(struct mq_scanner *scanner, GError **err);
 
 /* Scans len bytes of buf (which need not be NUL-terminated). name_hint is
  * used only in libclamav's own messages and may be NULL. Returns a verdict

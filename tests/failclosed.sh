@@ -9,6 +9,8 @@
 #     delivered, sendmail's temp files (tf, xf) untouched
 #  4. outgoing queue on a full filesystem -> exit 75, message left in place,
 #     nothing half-written in the outgoing queue; delivered once there is room
+#  5. engine = "clamd" with no clamd answering -> --lint fails (exit 69),
+#     mqscand --once exits 75, message left in place, nothing delivered
 set -u
 . "${MQ_SRCDIR:?}/lib.sh"
 [ -d "${MQ_TESTSIGS:-}" ] || t_skip "no test signatures"
@@ -101,4 +103,22 @@ else
     echo "skip 4 disk full: cannot mount a small tmpfs here (needs root)"
     [ -n "${MQSCAN_REQUIRE_E2E:-}" ] && t_fail "MQSCAN_REQUIRE_E2E is set"
 fi
+# 5. No clamd answering.
+fresh "$MQ_TESTSIGS"
+cat >> "$T/mqscan.conf" <<CONF
+engine = "clamd"
+clamd_servers = { "unix:$T/no-clamd.sock", "tcp:127.0.0.1:26149" }
+clamd_timeout = 2
+CONF
+put A5 "$data/multi-rcpt.qf" "$data/multi-rcpt.df"
+"$MQSCAND" -c "$T/mqscan.conf" --lint > "$T/lint.out" 2>&1
+rc=$?
+[ "$rc" = 69 ] || { cat "$T/lint.out"; t_fail "no clamd: --lint exit $rc, expected 69"; }
+grep -q 'no-clamd.sock' "$T/lint.out" || t_fail "no clamd: --lint does not say which server failed"
+run
+[ "$rc" = 75 ] || t_fail "no clamd: exit $rc, expected 75"
+[ -f "$T/mqueue.in/qfA5" ] && [ -f "$T/mqueue.in/dfA5" ] || t_fail "no clamd: message moved"
+[ -z "$(ls "$T/mqueue.out")" ] || t_fail "no clamd: something reached the outgoing queue"
+grep -q 'A5: .*verdict=deferred.*scanner error' "$T/mqscand.log" || t_fail "no clamd: not logged"
+echo "ok 5 no clamd answering: --lint exit 69, --once exit 75, message held in the incoming queue"
 echo PASS
