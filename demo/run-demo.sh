@@ -52,7 +52,7 @@ clamav_database_dir = "$srcdir/sigs"
 filename_rules = "$confdir/filename.rules"
 filetype_rules = "$confdir/filetype.rules"
 template_dir = "$confdir/templates"
-postmaster = "postmaster@mqscan.test"
+postmaster = "postmaster@example.org"
 local_domains = { "example.net" }
 # The demo's mail comes from 127.0.0.1; outside these networks it is inbound
 # mail, under the strictest policy.
@@ -121,11 +121,17 @@ for name in sorted(os.listdir(sink), key=lambda n: int(n.split(".")[0]) if n[0].
     head = raw.split("\r\n\r\n", 1)[0]
     subj = re.search(r"^Subject: (.*)$", head, re.M | re.I)
     stamp = re.findall(r"^X-mqscan: (.*)$", head, re.M | re.I)
+    sender = env["mail_from"].strip("<>")
     print("   %-22s from <%s> -> delivered to %s (sink/%s)"
-          % (subj.group(1)[:22] if subj else "?", env["mail_from"], ",".join(env["rcpt_tos"]),
+          % (subj.group(1)[:22] if subj else "?", sender, ",".join(env["rcpt_tos"]),
              name[:-4] + ".eml"))
     print("   %22s X-mqscan: %s" % ("", " | ".join(stamp)))
     msg = email.message_from_bytes(raw.encode("utf-8", "surrogateescape"), policy=email.policy.default)
+    if "X-mqscan: notification" in head:
+        print("   %22s the postmaster's report of the batch (first lines):" % "")
+        for line in msg.get_content().split("\n")[:16]:
+            print("   %22s | %s" % ("", line))
+        continue
     for part in msg.walk():
         if part.get_content_type() != "text/plain":
             continue
@@ -137,7 +143,9 @@ for name in sorted(os.listdir(sink), key=lambda n: int(n.split(".")[0]) if n[0].
                 shown = text
                 if what.startswith("notice"):
                     # the notice ends with the line naming the queue ID
-                    shown = re.split(r"(?<=queue ID \S{6,40}\.)\n", text, 1)[0]
+                    lines = text.split("\n")
+                    end = next((i for i, l in enumerate(lines) if "queue ID" in l), len(lines) - 1)
+                    shown = "\n".join(lines[:end + 1])
                 for line in shown.rstrip("\n").split("\n"):
                     print("   %22s | %s" % ("", line))
 q = os.path.join(d, "quarantine")

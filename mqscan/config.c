@@ -98,6 +98,14 @@ static cfg_opt_t config_opts[] = {
     CFG_INT("rescan_interval", 30, CFGF_NONE),
     CFG_INT("retry_interval", 60, CFGF_NONE),
 
+    CFG_BOOL("notify_postmaster", cfg_true, CFGF_NONE),
+    CFG_BOOL("notify_internal_senders", cfg_true, CFGF_NONE),
+    CFG_BOOL("notify_external_senders", cfg_false, CFGF_NONE),
+    CFG_INT("check_heartbeat_max_age", 600, CFGF_NONE),
+    CFG_INT("check_queue_max_age", 1800, CFGF_NONE),
+    CFG_INT("check_signatures_max_age", 3 * 86400, CFGF_NONE),
+    CFG_INT("check_hold_max", 100, CFGF_NONE),
+    CFG_INT("check_alert_interval", 3600, CFGF_NONE),
     CFG_STR("on_scan_error", "defer", CFGF_NONE),
     CFG_STR("log_level", "info", CFGF_NONE),
     CFG_END()
@@ -118,6 +126,11 @@ static const struct config_int_range {
     { "rescan_interval", 1, 86400 },
     { "retry_interval", 1, 86400 },
     { "clamd_timeout", 1, 3600 },
+    { "check_heartbeat_max_age", 10, 86400 * 7 },
+    { "check_queue_max_age", 10, 86400 * 7 },
+    { "check_signatures_max_age", 3600, 86400 * 365 },
+    { "check_hold_max", 0, 10000000 },
+    { "check_alert_interval", 60, 86400 * 7 },
 };
 
 /* Size options: a number with an optional K, M or G suffix (powers of 1024). */
@@ -658,6 +671,14 @@ mq_config_load(const char *path, GError **err)
     c->workers = (unsigned)cfg_getint(cfg, "workers");
     c->rescan_interval = (unsigned)cfg_getint(cfg, "rescan_interval");
     c->retry_interval = (unsigned)cfg_getint(cfg, "retry_interval");
+    c->notify_postmaster = cfg_getbool(cfg, "notify_postmaster");
+    c->notify_internal_senders = cfg_getbool(cfg, "notify_internal_senders");
+    c->notify_external_senders = cfg_getbool(cfg, "notify_external_senders");
+    c->check_heartbeat_max_age = (unsigned)cfg_getint(cfg, "check_heartbeat_max_age");
+    c->check_queue_max_age = (unsigned)cfg_getint(cfg, "check_queue_max_age");
+    c->check_signatures_max_age = (unsigned)cfg_getint(cfg, "check_signatures_max_age");
+    c->check_hold_max = (unsigned)cfg_getint(cfg, "check_hold_max");
+    c->check_alert_interval = (unsigned)cfg_getint(cfg, "check_alert_interval");
     c->on_scan_error = strcmp(cfg_getstr(cfg, "on_scan_error"), "hold") == 0
                        ? MQ_ON_ERROR_HOLD : MQ_ON_ERROR_DEFER;
     if (!mq_log_level_parse(cfg_getstr(cfg, "log_level"), &c->log_level))

@@ -93,6 +93,21 @@ struct mq_config {
     unsigned rescan_interval;       /* seconds between full queue rescans */
     unsigned retry_interval;        /* seconds before a deferred message is retried */
 
+    /* Notifications: one report per batch to the postmaster; a notice to
+     * the sender of a blocked message, only if the sender is internal
+     * (relay in internal_networks and domain in local_domains) unless
+     * notify_external_senders says otherwise. */
+    bool notify_postmaster;
+    bool notify_internal_senders;
+    bool notify_external_senders;
+
+    /* Health check (mqscan-check) thresholds, in seconds. */
+    unsigned check_heartbeat_max_age;   /* CRITICAL when older */
+    unsigned check_queue_max_age;       /* oldest incoming message: CRITICAL when older */
+    unsigned check_signatures_max_age;  /* newest database file: CRITICAL when older */
+    unsigned check_hold_max;            /* messages in hold_dir: WARNING above */
+    unsigned check_alert_interval;      /* one mail per problem per interval */
+
     enum mq_config_on_error on_scan_error;
     enum mq_log_level log_level;
 };

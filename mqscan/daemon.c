@@ -18,11 +18,13 @@
 #include "mqscan/error.h"
 #include "mqscan/fsutil.h"
 #include "mqscan/log.h"
+#include "mqscan/notify.h"
 #include "mqscan/process.h"
 #include "mqscan/quarantine.h"
 #include "mqscan/queue.h"
 #include "mqscan/rules.h"
 #include "mqscan/scanner.h"
+#include "mqscan/stats.h"
 #include "mqscan/template.h"
 #include "mqscan/watch.h"
 
@@ -62,6 +64,7 @@ struct mq_daemon {
     struct daemon_runtime *reload_result;
     GError *reload_error;
     struct daemon_stats stats;
+    struct mq_stats *stats_db;      /* NULL if it cannot be opened: counted nowhere */
 };
 
 struct daemon_task {
@@ -241,6 +244,7 @@ mq_daemon_free(struct mq_daemon **daemon)
         g_thread_pool_free(d->pool, FALSE, TRUE);
     g_async_queue_unref(d->done);
     mq_batcher_free(&d->batcher);
+    mq_stats_close(&d->stats_db);
     daemon_runtime_free(&d->rt);
     close(d->reload_fd);
     g_free(d);
@@ -376,12 +380,143 @@ daemon_heartbeat(struct mq_daemon *d)
     }
 }
 
+/* Renders a mail template whose first line is "Subject: ..." and queues it. */
+static void
+daemon_send(struct mq_daemon *d, enum mq_template_kind kind, const char *const *vars,
+            const char *to, const char *what)
+{
+    const char *const rcpts[] = { to, NULL };
+    char *text = mq_templates_render(d->rt->templates, kind, vars), *subject = "mqscan";
+    char *body = text, *id;
+    GError *error = NULL;
+
+    if (g_str_has_prefix(text, "Subject: ")) {
+        char *nl = strchr(text, '\n');
+        subject = text + 9;
+        body = nl ? nl + 1 : text + strlen(text);
+        if (nl != NULL)
+            *nl = '\0';
+    }
+    id = mq_notify_send(d->rt->config, d->rt->outgoing, rcpts, subject, body, &error);
+    if (id == NULL) {
+        mq_log_error("%s to <%s> not sent: %s", what, to, error->message);
+        g_error_free(error);
+    } else {
+        mq_log_info("%s: %s queued for <%s>", id, what, to);
+    }
+    g_free(id);
+    g_free(text);
+}
+
+/* One report per batch to the postmaster (a worm flood must not become a
+ * mail flood), and a notice to each internal sender. Never to an outside
+ * sender unless configured: that address is usually forged. */
+static void
+daemon_notify(struct mq_daemon *d, GPtrArray *reports)
+{
+    const struct mq_config *c = d->rt->config;
+    GDateTime *now = g_date_time_new_now_local();
+    char *date = g_date_time_format(now, "%a, %d %b %Y %H:%M:%S %z");
+
+    if (c->notify_postmaster && reports->len > 0) {
+        GString *entries = g_string_new(NULL);
+        char count[16];
+        for (guint i = 0; i < reports->len; i++) {
+            const struct mq_process_report *r = g_ptr_array_index(reports, i);
+            char **lines = g_strsplit(r->findings, "\n", -1);
+            char *found = g_strjoinv("\n  ", lines);
+            g_string_append_printf(entries,
+                                   "Queue ID:   %s\nFrom:       <%s>\nTo:         %s\n"
+                                   "Subject:    %s\nDirection:  %s\nAction:     %s\n"
+                                   "Quarantine: %s\nFound:\n  %s\n\n",
+                                   r->queue_id, r->sender, r->recipients, r->subject,
+                                   r->direction, r->action, r->quarantine_id, found);
+            g_free(found);
+            g_strfreev(lines);
+        }
+        g_snprintf(count, sizeof(count), "%u", reports->len);
+        {
+            const char *vars[] = { "count", count, "entries", entries->str, "date", date,
+                                   "hostname", c->hostname, "postmaster", c->postmaster, NULL };
+            daemon_send(d, MQ_TEMPLATE_REPORT, vars, c->postmaster, "postmaster report");
+        }
+        g_string_free(entries, TRUE);
+    }
+    for (guint i = 0; i < reports->len; i++) {
+        const struct mq_process_report *r = g_ptr_array_index(reports, i);
+        bool tell = r->sender_internal ? c->notify_internal_senders : c->notify_external_senders;
+        if (!tell || r->sender[0] == '\0' || strchr(r->sender, '@') == NULL)
+            continue;
+        {
+            const char *vars[] = { "subject", r->subject, "recipients", r->recipients,
+                                   "findings", r->findings, "queue_id", r->queue_id,
+                                   "date", date, "hostname", c->hostname,
+                                   "postmaster", c->postmaster, "sender", r->sender, NULL };
+            daemon_send(d, MQ_TEMPLATE_SENDER, vars, r->sender, "sender notice");
+        }
+    }
+    g_free(date);
+    g_date_time_unref(now);
+}
+
+/* Runs one batch to completion. In once mode, messages that cannot be
+ * finished are forgotten and counted in *left. */
+/* (Re)opens the statistics database in state_dir. Only ever after any
+ * fork: an SQLite handle must not cross one. */
+static void
+daemon_open_stats(struct mq_daemon *d)
+{
+    char *path = g_build_filename(d->rt->config->state_dir, MQ_STATS_FILE, NULL);
+    GError *error = NULL;
+
+    mq_stats_close(&d->stats_db);
+    d->stats_db = mq_stats_open(path, true, &error);
+    if (d->stats_db == NULL) {
+        mq_log_warn("statistics disabled: %s", error->message);
+        g_error_free(error);
+    }
+    g_free(path);
+}
+
+/* Counts the batch in the statistics database; a failure costs only the
+ * counts, never mail. */
+static void
+daemon_record(struct mq_daemon *d, GPtrArray *tasks)
+{
+    struct mq_stats_sample *samples;
+    GError *error = NULL;
+    time_t now = time(NULL);
+    size_t n = 0;
+
+    if (d->stats_db == NULL)
+        return;
+    samples = g_new0(struct mq_stats_sample, tasks->len);
+    for (guint i = 0; i < tasks->len; i++) {
+        const struct daemon_task *t = g_ptr_array_index(tasks, i);
+        const struct mq_process_result *r = &t->result;
+        if (r->outcome == MQ_OUTCOME_SKIPPED)
+            continue;
+        samples[n++] = (struct mq_stats_sample){
+            .when = now, .outcome = r->outcome, .bytes = r->size,
+            .finding_kinds = r->finding_kinds,
+            .virus_names = r->report ? (const char *const *)r->report->virus_names : NULL,
+            .sender = r->report ? r->report->sender : NULL,
+        };
+    }
+    if (n > 0 && mq_stats_add(d->stats_db, samples, n, &error) < 0) {
+        mq_log_warn("statistics not recorded: %s", error->message);
+        g_error_free(error);
+    }
+    g_free(samples);
+}
+
 /* Runs one batch to completion. In once mode, messages that cannot be
  * finished are forgotten and counted in *left. */
 static void
 daemon_run_batch(struct mq_daemon *d, GPtrArray *ids, bool once, int64_t once_deadline,
                  unsigned *left)
 {
+    GPtrArray *tasks = g_ptr_array_new(), *reports = g_ptr_array_new();
     int64_t now;
 
     for (guint i = 0; i < ids->len; i++) {
@@ -408,10 +543,20 @@ daemon_run_batch(struct mq_daemon *d, GPtrArray *ids, bool once, int64_t once_de
             d->stats.bytes += task->result.size;
             mq_batcher_done(d->batcher, task->id);
         }
+        if (task->result.report != NULL)
+            g_ptr_array_add(reports, task->result.report);
+        g_ptr_array_add(tasks, task);
+    }
+    daemon_record(d, tasks);
+    daemon_notify(d, reports);
+    for (guint i = 0; i < tasks->len; i++) {
+        struct daemon_task *task = g_ptr_array_index(tasks, i);
         mq_process_result_clear(&task->result);
         g_free(task->id);
         g_free(task);
     }
+    g_ptr_array_unref(reports);
+    g_ptr_array_unref(tasks);
     daemon_heartbeat(d);
 }
 
@@ -466,6 +611,7 @@ daemon_reload_finish(struct mq_daemon *d)
         daemon_rescan(d, daemon_now_ms());
     }
     daemon_set_pool(d);
+    daemon_open_stats(d);     /* state_dir may have changed */
     mq_log_info("reloaded %s: %s", d->rt->config->file, mq_scanner_describe(d->rt->scanner));
 }
 
@@ -502,6 +648,7 @@ mq_daemon_run(struct mq_daemon *d, bool once)
     if (sfd < 0)
         mq_log_fatal(EX_OSERR, "signalfd: %s", g_strerror(errno));
     daemon_set_pool(d);
+    daemon_open_stats(d);
 
     daemon_rescan(d, start);
     if (once)

@@ -77,6 +77,17 @@ mq_policy_direction(const struct mq_config *config, const char *relay, const cha
     return MQ_DIRECTION_INTERNAL;
 }
 
+bool
+mq_policy_sender_internal(const struct mq_config *config, const char *relay, const char *sender)
+{
+    uint8_t addr[16] = { 0 };
+    int family = policy_relay_addr(relay, addr);
+    const char *at = sender ? strrchr(sender, '@') : NULL;
+
+    return family != 0 && mq_config_is_internal(config, family, addr) && at != NULL &&
+           mq_config_is_local_domain(config, at + 1);
+}
+
 enum mq_action
 mq_policy_action(const struct mq_config *config, enum mq_direction direction,
                  enum mq_finding finding, const char *name)

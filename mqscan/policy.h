@@ -65,6 +65,12 @@ enum mq_direction mq_policy_direction(const struct mq_config *config, const char
                                       const char *sender, const char *const *rcpts,
                                       size_t n_rcpts);
 
+/* True if the sender is one of ours: the relay is inside internal_networks
+ * and the sender's domain is in local_domains. Only such a sender may be
+ * told about a blocked message: an outside sender is usually forged. */
+bool mq_policy_sender_internal(const struct mq_config *config, const char *relay,
+                               const char *sender);
+
 /* Action for one finding. name is the virus or rule name (may be NULL). */
 enum mq_action mq_policy_action(const struct mq_config *config, enum mq_direction direction,
                                 enum mq_finding finding, const char *name);

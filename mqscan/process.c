@@ -434,7 +434,7 @@ process_quarantine(struct process_job *job, GError **err)
     struct mq_quarantine_record rec = { 0 };
     const char *df, *qf_raw;
     size_t df_len, qf_len;
-    char *qid;
+    char *qid, *subject;
 
     for (size_t i = 0; i < mq_qf_rcpt_count(job->qf); i++)
         g_ptr_array_add(rcpts, (gpointer)mq_qf_rcpt(job->qf, i, NULL));
@@ -464,19 +464,79 @@ process_quarantine(struct process_job *job, GError **err)
     rec.n_parts = parts->len;
     rec.sender = mq_qf_sender(job->qf);
     rec.recipients = (const char *const *)rcpts->pdata;
-    rec.subject = mq_qf_find_header(job->qf, "Subject");
+    subject = g_strstrip(g_strdup(mq_qf_find_header(job->qf, "Subject") ?
+                                  mq_qf_find_header(job->qf, "Subject") : ""));
+    rec.subject = subject;
     rec.findings = (const char *const *)lines->pdata;
     rec.when = time(NULL);
     qf_raw = mq_queue_entry_qf_raw(job->entry, &qf_len);
     df = mq_queue_entry_df(job->entry, &df_len);
     qid = mq_quarantine_store(job->ctx->quarantine, &rec, qf_raw, qf_len, df, df_len, err);
 
+    g_free(subject);
     g_string_free(reason, TRUE);
     g_hash_table_destroy(seen);
     g_array_unref(parts);
     g_ptr_array_unref(lines);
     g_ptr_array_unref(rcpts);
     return qid;
+}
+
+static struct mq_process_report *
+process_report(const struct process_job *job, const char *qid)
+{
+    struct mq_process_report *rep = g_new0(struct mq_process_report, 1);
+    GString *rcpts = g_string_new(NULL), *lines = g_string_new(NULL);
+    GPtrArray *names = g_ptr_array_new();
+    const char *subject = mq_qf_find_header(job->qf, "Subject");
+
+    for (size_t i = 0; i < mq_qf_rcpt_count(job->qf) && rcpts->len < 1000; i++)
+        g_string_append_printf(rcpts, "%s%s", i ? ", " : "", mq_qf_rcpt(job->qf, i, NULL));
+    for (guint i = 0; i < job->findings->len; i++) {
+        const struct process_finding *f = g_ptr_array_index(job->findings, i);
+        char *d = process_describe(f);
+        g_string_append_printf(lines, "%s%s", i ? "\n" : "", d);
+        g_free(d);
+        rep->finding_kinds |= 1u << f->kind;
+        if (f->kind == MQ_FINDING_INFECTED)
+            g_ptr_array_add(names, g_strdup(f->name));
+    }
+    g_ptr_array_add(names, NULL);
+    rep->queue_id = g_strdup(job->id);
+    rep->sender = mq_log_sanitize(mq_qf_sender(job->qf), MQ_LOG_FIELD_MAX);
+    rep->recipients = mq_log_sanitize(rcpts->str, 1000);
+    /* The subject as stored: RFC 2047 words stay encoded; sanitized. */
+    {
+        char *trimmed = g_strstrip(g_strdup(subject ? subject : ""));
+        rep->subject = mq_log_sanitize(trimmed, MQ_LOG_FIELD_MAX);
+        g_free(trimmed);
+    }
+    rep->findings = g_string_free(lines, FALSE);
+    rep->action = g_strdup(mq_policy_action_name(job->action));
+    rep->direction = g_strdup(mq_policy_direction_name(job->direction));
+    rep->quarantine_id = g_strdup(qid ? qid : "");
+    rep->sender_internal = mq_policy_sender_internal(job->ctx->config, mq_qf_macro(job->qf, "_"),
+                                                     mq_qf_sender(job->qf));
+    rep->virus_names = (char **)g_ptr_array_free(names, FALSE);
+    g_string_free(rcpts, TRUE);
+    return rep;
+}
+
+static void
+process_report_free(struct mq_process_report *rep)
+{
+    if (rep == NULL)
+        return;
+    g_free(rep->queue_id);
+    g_free(rep->sender);
+    g_free(rep->recipients);
+    g_free(rep->subject);
+    g_free(rep->findings);
+    g_free(rep->action);
+    g_free(rep->direction);
+    g_free(rep->quarantine_id);
+    g_strfreev(rep->virus_names);
+    g_free(rep);
 }
 
 static void
@@ -566,6 +626,8 @@ process_act(struct process_job *job, struct mq_process_result *r)
     }
     r->detail = g_string_free(detail, FALSE);
     detail = NULL;
+    if (job->action != MQ_ACTION_DELIVER)
+        r->report = process_report(job, qid);
     goto done;
 
 engine:
@@ -671,6 +733,8 @@ mq_process_message(const struct mq_process_ctx *ctx, const char *id,
         goto out;
     }
     process_decide(&job);
+    for (guint i = 0; i < job.findings->len; i++)
+        r->finding_kinds |= 1u << ((struct process_finding *)g_ptr_array_index(job.findings, i))->kind;
     process_act(&job, r);
 
 out:
@@ -683,6 +747,7 @@ void
 mq_process_result_clear(struct mq_process_result *result)
 {
     g_clear_pointer(&result->detail, g_free);
+    g_clear_pointer(&result->report, process_report_free);
 }
 
 const char *

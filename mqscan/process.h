@@ -57,15 +57,35 @@ enum mq_outcome {
     MQ_OUTCOME_COUNT
 };
 
+/* What the notifications need about a message whose findings were acted
+ * on (cleaned, quarantined or deleted). Every string is sanitized. */
+struct mq_process_report {
+    char *queue_id;
+    char *sender;               /* "" for the null sender */
+    char *recipients;           /* "a@x, b@y" */
+    char *subject;
+    char *findings;             /* one line per finding */
+    char *action;               /* "replace", "quarantine-only", "delete" */
+    char *direction;
+    char *quarantine_id;
+    bool sender_internal;       /* relay inside internal_networks and sender in
+                                   local_domains: a notice may go back to it */
+    unsigned finding_kinds;     /* bit (1 << enum mq_finding) per kind found */
+    char **virus_names;         /* NULL-terminated */
+};
+
 struct mq_process_result {
     enum mq_outcome outcome;
     uint64_t size;
     double seconds;
     char *detail;           /* virus names or the reason; owned */
+    unsigned finding_kinds; /* bit (1 << enum mq_finding) per kind found */
+    struct mq_process_report *report;   /* owned; NULL unless acted on */
 };
 
 /* Processes incoming message id. Always fills *result (clear it with
- * mq_process_result_clear()) and logs the decision. */
+ * mq_process_result_clear(), which frees the report too) and logs the
+ * decision. */
 void mq_process_message(const struct mq_process_ctx *ctx, const char *id,
                         struct mq_process_result *result);
 void mq_process_result_clear(struct mq_process_result *result);

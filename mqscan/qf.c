@@ -390,6 +390,38 @@ mq_qf_replace_content_headers(struct mq_qf *qf, GPtrArray *headers)
 }
 
 void
+mq_qf_set_recipient(struct mq_qf *qf, const char *addr)
+{
+    struct qf_record *r;
+    guint pos = G_MAXUINT;
+
+    if (*addr == '\0')
+        mq_log_panic("mq_qf_set_recipient: empty address");
+    for (const char *p = addr; *p != '\0'; p++) {
+        if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f || strchr("<>\"", *p) != NULL)
+            mq_log_panic("mq_qf_set_recipient: bad address");
+    }
+    g_ptr_array_set_size(qf->rcpts, 0);
+    for (guint i = 0; i < qf->records->len;) {
+        r = g_ptr_array_index(qf->records, i);
+        if (r->type == 'R' || r->type == 'Q' || r->type == 'r') {
+            if (pos == G_MAXUINT)
+                pos = i;
+            g_ptr_array_remove_index(qf->records, i);   /* frees r */
+        } else {
+            i++;
+        }
+    }
+    r = g_new0(struct qf_record, 1);
+    r->type = 'R';
+    r->value = g_strdup_printf("PFD:<%s>", addr);
+    qf_split_rcpt(r);
+    /* A parsed qf always had a recipient; keep the new one where it was. */
+    g_ptr_array_insert(qf->records, pos == G_MAXUINT ? -1 : (gint)pos, r);
+    g_ptr_array_add(qf->rcpts, r);
+}
+
+void
 mq_qf_headers_text(const struct mq_qf *qf, GString *out)
 {
     for (guint i = 0; i < qf->headers->len; i++) {

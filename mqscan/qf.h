@@ -4,7 +4,7 @@
  * mq_qf_rcpt_count(), mq_qf_rcpt(), mq_qf_ctime(), mq_qf_body_type(),
  * mq_qf_macro(), mq_qf_header_count(), mq_qf_header(), mq_qf_find_header(),
  * mq_qf_remove_headers(), mq_qf_add_header(), mq_qf_replace_content_headers(),
- * mq_qf_headers_text(), mq_qf_format().
+ * mq_qf_set_recipient(), mq_qf_headers_text(), mq_qf_format().
  *
  * A qf file is a list of records, one per line, the first byte saying what
  * the record is (V version, T creation time, S sender, R recipient, H header,
@@ -84,6 +84,15 @@ void mq_qf_add_header(struct mq_qf *qf, const char *name, const char *value);
 /* Replaces the top-level MIME headers (Content-*, MIME-Version is kept) by
  * headers, an array of "Name: value" strings (from a rebuilt body). */
 void mq_qf_replace_content_headers(struct mq_qf *qf, GPtrArray *headers);
+
+/* Replaces the envelope recipients by the single address addr (without
+ * angle brackets): every R record goes, with the DSN records that belong to
+ * the recipients (Q: ORCPT, r: final recipient), and one "RPFD:<addr>"
+ * record (primary address, DSN on failure and delay: what sendmail writes
+ * for a recipient given without NOTIFY) takes the place of the first.
+ * Headers are not touched. addr must be non-empty printable ASCII without
+ * spaces, '<', '>' or '"' (panics otherwise: callers validate it). */
+void mq_qf_set_recipient(struct mq_qf *qf, const char *addr);
 
 /* Appends the message's header block as a mail reader would see it (no
  * "?flags?", continuation lines kept, LF line ends, no trailing blank line) to

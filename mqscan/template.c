@@ -17,6 +17,8 @@
 #define TEMPLATE_FILE_MAX (64 * 1024)
 /* A rendered value is cut to this many bytes, at a character boundary. */
 #define TEMPLATE_VALUE_MAX 1000
+/* ... and for a list (${removed}, ${entries}, ${findings}). */
+#define TEMPLATE_LIST_MAX (256 * 1024)
 /* Longest language directory name accepted. */
 #define TEMPLATE_LANGUAGE_MAX 32
 
@@ -29,6 +31,12 @@ enum template_var {
     TEMPLATE_VAR_HOSTNAME,
     TEMPLATE_VAR_POSTMASTER,
     TEMPLATE_VAR_REMOVED,
+    TEMPLATE_VAR_COUNT_MESSAGES,
+    TEMPLATE_VAR_ENTRIES,
+    TEMPLATE_VAR_SUBJECT,
+    TEMPLATE_VAR_RECIPIENTS,
+    TEMPLATE_VAR_SENDER,
+    TEMPLATE_VAR_FINDINGS,
     TEMPLATE_VAR_COUNT
 };
 
@@ -41,12 +49,29 @@ static const char *const template_var_names[TEMPLATE_VAR_COUNT] = {
     [TEMPLATE_VAR_HOSTNAME] = "hostname",
     [TEMPLATE_VAR_POSTMASTER] = "postmaster",
     [TEMPLATE_VAR_REMOVED] = "removed",
+    [TEMPLATE_VAR_COUNT_MESSAGES] = "count",
+    [TEMPLATE_VAR_ENTRIES] = "entries",
+    [TEMPLATE_VAR_SUBJECT] = "subject",
+    [TEMPLATE_VAR_RECIPIENTS] = "recipients",
+    [TEMPLATE_VAR_SENDER] = "sender",
+    [TEMPLATE_VAR_FINDINGS] = "findings",
 };
+
+/* Variables whose value may hold several lines: lists we build ourselves
+ * from sanitized pieces. They may also be longer: a batch report lists up
+ * to a batch of messages. */
+static bool
+template_var_multiline(int v)
+{
+    return v == TEMPLATE_VAR_REMOVED || v == TEMPLATE_VAR_ENTRIES || v == TEMPLATE_VAR_FINDINGS;
+}
 
 static const char *const template_file_names[MQ_TEMPLATE_COUNT] = {
     [MQ_TEMPLATE_PART_REMOVED] = "part-removed.txt",
     [MQ_TEMPLATE_BODY_REMOVED] = "body-removed.txt",
     [MQ_TEMPLATE_NOTICE] = "notice.txt",
+    [MQ_TEMPLATE_REPORT] = "postmaster-report.txt",
+    [MQ_TEMPLATE_SENDER] = "sender-notice.txt",
 };
 
 /*
@@ -405,9 +430,10 @@ template_char_unsafe(gunichar c)
 static char *
 template_clean_value(const char *value, bool allow_lf)
 {
-    size_t in_len = strnlen(value, 4 * TEMPLATE_VALUE_MAX);
+    size_t max = allow_lf ? TEMPLATE_LIST_MAX : TEMPLATE_VALUE_MAX;
+    size_t in_len = strnlen(value, 4 * max);
     char *valid = g_utf8_make_valid(value, (gssize)in_len);
-    GString *out = g_string_sized_new(MIN(in_len, TEMPLATE_VALUE_MAX) + 1);
+    GString *out = g_string_sized_new(MIN(in_len, max) + 1);
 
     for (const char *p = valid; *p != '\0'; p = g_utf8_next_char(p)) {
         gunichar c = g_utf8_get_char(p);
@@ -418,7 +444,7 @@ template_clean_value(const char *value, bool allow_lf)
             bytes = "?";
             n = 1;
         }
-        if (out->len + n > TEMPLATE_VALUE_MAX)
+        if (out->len + n > max)
             break;
         g_string_append_len(out, bytes, (gssize)n);
     }
@@ -452,7 +478,7 @@ mq_templates_render(const struct mq_templates *templates, enum mq_template_kind 
     for (size_t i = 0; vars != NULL && vars[i] != NULL && vars[i + 1] != NULL; i += 2) {
         for (int v = 0; v < TEMPLATE_VAR_COUNT; v++) {
             if (values[v] == NULL && strcmp(vars[i], template_var_names[v]) == 0) {
-                values[v] = template_clean_value(vars[i + 1], v == TEMPLATE_VAR_REMOVED);
+                values[v] = template_clean_value(vars[i + 1], template_var_multiline(v));
                 break;
             }
         }

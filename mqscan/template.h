@@ -8,10 +8,16 @@
  *   body-removed.txt   replaces a whole body (the finding has no single part)
  *   notice.txt         put at the top of the first text part, listing what
  *                      was removed
+ *   postmaster-report.txt  the postmaster's report of one batch
+ *   sender-notice.txt  to the internal sender of a blocked message
+ * The two mail templates start with a "Subject: ..." line, the subject of
+ * the mail (so that it is translated with the text).
  * Variables are written ${name}: ${filename}, ${reason} (the text for the
  * user, e.g. "contained a virus"), ${virus} (or rule name), ${queue_id},
  * ${date} (RFC 5322 date), ${hostname}, ${postmaster}, ${removed} (notice
- * only: one line per removed part). An unknown variable is an error at load
+ * only: one line per removed part), ${count}, ${entries} (report: one block
+ * per message), ${subject}, ${recipients}, ${sender}, ${findings} (one
+ * line per finding). Lists may hold several lines and up to 256 KB. An unknown variable is an error at load
  * time, so a typo is found by --lint and not by a recipient.
  *
  * DIAGNOSTICS
@@ -29,6 +35,8 @@ enum mq_template_kind {
     MQ_TEMPLATE_PART_REMOVED,
     MQ_TEMPLATE_BODY_REMOVED,
     MQ_TEMPLATE_NOTICE,
+    MQ_TEMPLATE_REPORT,         /* postmaster-report.txt: one per batch */
+    MQ_TEMPLATE_SENDER,         /* sender-notice.txt: to an internal sender */
     MQ_TEMPLATE_COUNT
 };
 

@@ -7,7 +7,7 @@ set -eu
 export DEBIAN_FRONTEND=noninteractive
 packages="build-essential autoconf automake libtool pkg-config m4
   libclamav-dev libgmime-3.0-dev libglib2.0-dev libconfuse-dev
-  libmagic-dev libarchive-dev clamav-daemon
+  libmagic-dev libarchive-dev clamav-daemon libsqlite3-dev sqlite3 chromium
   clamav-testfiles sendmail-bin sendmail-cf swaks python3-aiosmtpd util-linux
   valgrind"
 

@@ -899,6 +899,79 @@ test_panic_add_header(gconstpointer data)
     g_test_trap_assert_stderr("*panic*mq_qf_add_header*");
 }
 
+/* mq_qf_set_recipient(): one R record where the first recipient's records
+ * were (Q and r records gone with the R records), everything else as it
+ * was, headers included. */
+static void
+test_set_recipient(void)
+{
+    struct mq_qf *qf = parse_fixture("multi-rcpt");
+    GString *before = g_string_new(NULL), *after = g_string_new(NULL);
+    GString *hbefore = g_string_new(NULL), *hafter = g_string_new(NULL);
+    GString *want = g_string_new(NULL);
+    const char *flags;
+    char **lines;
+    bool placed = false;
+
+    mq_qf_format(qf, 0, before);
+    mq_qf_headers_text(qf, hbefore);
+    mq_qf_set_recipient(qf, "postmaster@example.org");
+    g_assert_cmpuint(mq_qf_rcpt_count(qf), ==, 1);
+    g_assert_cmpstr(mq_qf_rcpt(qf, 0, &flags), ==, "postmaster@example.org");
+    g_assert_cmpstr(flags, ==, "PFD");
+    g_assert_cmpstr(mq_qf_sender(qf), ==, "alice@example.com");
+    mq_qf_headers_text(qf, hafter);
+    g_assert_cmpstr(hafter->str, ==, hbefore->str);
+    mq_qf_format(qf, 0, after);
+
+    /* The expected text: the original with its R/Q/r lines replaced. */
+    lines = g_strsplit(before->str, "\n", -1);
+    for (char **l = lines; *l != NULL && **l != '\0'; l++) {
+        if ((*l)[0] == 'R' || (*l)[0] == 'Q' || (*l)[0] == 'r') {
+            if (!placed)
+                g_string_append(want, "RPFD:<postmaster@example.org>\n");
+            placed = true;
+            continue;
+        }
+        g_string_append_printf(want, "%s\n", *l);
+    }
+    g_assert_true(placed);
+    g_assert_cmpstr(after->str, ==, want->str);
+
+    /* Again: still one recipient. */
+    mq_qf_set_recipient(qf, "x@example.net");
+    g_assert_cmpuint(mq_qf_rcpt_count(qf), ==, 1);
+    g_assert_cmpstr(mq_qf_rcpt(qf, 0, NULL), ==, "x@example.net");
+
+    g_strfreev(lines);
+    g_string_free(want, TRUE);
+    g_string_free(before, TRUE);
+    g_string_free(after, TRUE);
+    g_string_free(hbefore, TRUE);
+    g_string_free(hafter, TRUE);
+    mq_qf_free(&qf);
+}
+
+static const char *const bad_recipients[] = {
+    "", "a b@example.org", "<a@example.org>", "a@example.org\nRx:<b@example.org>",
+    "\"a\"@example.org", "a\x80@example.org",
+};
+
+static void
+test_panic_set_recipient(gconstpointer data)
+{
+    const char *addr = bad_recipients[GPOINTER_TO_SIZE(data)];
+
+    if (g_test_subprocess()) {
+        struct mq_qf *qf = parse_fixture("handwritten");
+        mq_qf_set_recipient(qf, addr);
+        return;
+    }
+    g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+    g_test_trap_assert_failed();
+    g_test_trap_assert_stderr("*panic*mq_qf_set_recipient*");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -919,6 +992,12 @@ main(int argc, char **argv)
     g_test_add_func("/qf/edit/add-header-length", test_add_header_length);
     g_test_add_func("/qf/edit/add-header-position", test_add_header_position);
     g_test_add_func("/qf/edit/replace-content-headers", test_replace_content_headers);
+    g_test_add_func("/qf/edit/set-recipient", test_set_recipient);
+    for (size_t i = 0; i < G_N_ELEMENTS(bad_recipients); i++) {
+        char *path = g_strdup_printf("/qf/panic/set-recipient-bad/%zu", i);
+        g_test_add_data_func(path, GSIZE_TO_POINTER(i), test_panic_set_recipient);
+        g_free(path);
+    }
     g_test_add_func("/qf/headers-text", test_headers_text);
     g_test_add_func("/qf/corrupt/table", test_corrupt);
     g_test_add_func("/qf/corrupt/near-misses-parse", test_near_misses_parse);

@@ -28,7 +28,9 @@
 #include "mqscan/error.h"
 #include "mqscan/fsutil.h"
 #include "mqscan/log.h"
+#include "mqscan/qf.h"
 #include "mqscan/quarantine.h"
+#include "mqscan/queue.h"
 
 #include "testutil.h"
 
@@ -1065,6 +1067,735 @@ test_store_threads(struct qdir *qd, gconstpointer data)
     }
 }
 
+/* ---- reading back ------------------------------------------------------------ */
+
+/* What the store writes, the reader gives back: every field, sanitized the
+ * same way, the subject without its leading blank. */
+static void
+test_read_roundtrip(struct qdir *qd, gconstpointer data)
+{
+    static const struct mq_quarantine_part parts[] = { { 2, "two", 3 }, { 7, "seven", 5 } };
+    const size_t n = G_N_ELEMENTS(hostile);
+    const char **rcpts = g_new0(const char *, n + 1);
+    struct mq_quarantine_record rec;
+    struct mq_quarantine_info *info;
+    GError *err = NULL;
+    char *id, *s;
+
+    for (size_t i = 0; i < n; i++)
+        rcpts[i] = hostile[i].in;
+    record_init(&rec, QID, parts, G_N_ELEMENTS(parts));
+    rec.recipients = rcpts;
+    rec.findings = rcpts;
+    rec.sender = "";
+    rec.subject = "   hello\r\nend";
+    id = store_ok(qd->q, &rec, "qf\n", "df\n");
+    info = mq_quarantine_read(qd->q, id, &err);
+    g_assert_no_error(err);
+    g_assert_nonnull(info);
+    g_assert_cmpstr(info->id, ==, id);
+    g_assert_cmpstr(info->queue_id, ==, QID);
+    g_assert_cmpint(info->when, ==, WHEN);
+    g_assert_cmpstr(info->reason, ==, "infected");
+    g_assert_cmpstr(info->action, ==, "replace");
+    g_assert_cmpstr(info->direction, ==, "inbound");
+    g_assert_cmpstr(info->sender, ==, "");
+    g_assert_cmpstr(info->subject, ==, "hello??end");
+    g_assert_cmpuint(g_strv_length(info->recipients), ==, n);
+    g_assert_cmpuint(g_strv_length(info->findings), ==, n);
+    for (size_t i = 0; i < n; i++) {
+        s = hostile_want(i);
+        g_assert_cmpstr(info->recipients[i], ==, s);
+        g_assert_cmpstr(info->findings[i], ==, s);
+        g_free(s);
+    }
+    g_assert_cmpuint(info->n_parts, ==, 2);
+    g_assert_cmpuint(info->parts[0].number, ==, 2);
+    g_assert_cmpuint(info->parts[0].size, ==, 3);
+    g_assert_cmpuint(info->parts[1].number, ==, 7);
+    g_assert_cmpuint(info->parts[1].size, ==, 5);
+    g_assert_cmpuint(info->n_releases, ==, 0);
+    mq_quarantine_info_free(&info);
+    g_assert_null(info);
+    mq_quarantine_info_free(&info);             /* NULL allowed */
+    g_free(id);
+    g_free(rcpts);
+}
+
+#define META_HEAD "mqscan-quarantine 1\nid: " DAY "-" QID "-abc123\nqueue-id: " QID "\n"
+#define META_GOOD META_HEAD "time: 1700000000\nsender: a@example.com\nend\n"
+
+/* A meta from a later writer: unknown keys skipped, released lines read,
+ * control characters and invalid UTF-8 that a hand edit let in made '?'. */
+static void
+test_meta_parse_good(void)
+{
+    static const char text[] =
+        META_HEAD "time: 1700000000\nfuture-key: whatever: it is\nx: \n"
+        "subject: a\x1b[2Jb\xff\r\n"
+        "released: 1700000100 root " QID " -\n"
+        "released: 1700000200 ann.b-c_d " QID "A bob@example.org\n"
+        "recipient: r1@example.org\nrecipient: r2@example.org\nend\n";
+    struct mq_quarantine_info *info;
+    GError *err = NULL;
+
+    info = mq_quarantine_meta_parse(text, sizeof(text) - 1, &err);
+    g_assert_no_error(err);
+    g_assert_cmpstr(info->subject, ==, "a?[2Jb??");
+    g_assert_cmpstr(info->sender, ==, "");
+    g_assert_cmpstr(info->reason, ==, "");
+    g_assert_cmpuint(g_strv_length(info->recipients), ==, 2);
+    g_assert_cmpuint(g_strv_length(info->findings), ==, 0);
+    g_assert_cmpuint(info->n_releases, ==, 2);
+    g_assert_cmpint(info->releases[0].when, ==, 1700000100);
+    g_assert_cmpstr(info->releases[0].user, ==, "root");
+    g_assert_cmpstr(info->releases[0].queue_id, ==, QID);
+    g_assert_null(info->releases[0].to);
+    g_assert_cmpstr(info->releases[1].user, ==, "ann.b-c_d");
+    g_assert_cmpstr(info->releases[1].queue_id, ==, QID "A");
+    g_assert_cmpstr(info->releases[1].to, ==, "bob@example.org");
+    mq_quarantine_info_free(&info);
+}
+
+static const struct {
+    const char *text;           /* NULL: built by the test */
+    const char *why;            /* glob over the message */
+} corrupt_metas[] = {
+    { "", "*empty*" },
+    { "mqscan-quarantine 1\n", "*no end line*" },
+    { META_HEAD "time: 1700000000\n", "*no end line*" },
+    { META_HEAD "time: 1700000000\nend", "*without a newline*" },
+    { META_HEAD "time: 1700000000\nend\n\n", "*after the end*" },
+    { META_HEAD "time: 1700000000\nend\nend\n", "*after the end*" },
+    { "mqscan-quarantine 2\nid: x\nend\n", "*unsupported version*" },
+    { "mqscan-quarantine 10\n", "*unsupported version*" },
+    { "mqscan-quarantine 1 \n" "end\n", "*unsupported version*" },
+    { "MQSCAN-QUARANTINE 1\nend\n", "*not an mqscan quarantine meta*" },
+    { "\nmqscan-quarantine 1\nend\n", "*not an mqscan quarantine meta*" },
+    { "mqscan-quarantine 1\nend\n", "*missing*" },
+    { "mqscan-quarantine 1\nid: " DAY "-" QID "-abc123\ntime: 1\nend\n", "*missing*" },
+    { META_HEAD "end\n", "*missing*" },
+    { META_GOOD "x", "*without a newline*" },
+    { META_HEAD "time: 1700000000\njunk\nend\n", "*key: value*" },
+    { META_HEAD "time: 1700000000\nSubject: x\nend\n", "*key: value*" },
+    { META_HEAD "time: 1700000000\nsubject:x\nend\n", "*key: value*" },
+    { META_HEAD "time: 1700000000\n: x\nend\n", "*key: value*" },
+    { META_HEAD "time: 1700000000\ntime: 1700000000\nend\n", "*two time*" },
+    { META_HEAD "id: " DAY "-" QID "-abc123\ntime: 1\nend\n", "*twice*" },
+    { META_HEAD "time: 1700000000\nsender: a\nsender: b\nend\n", "*twice*" },
+    { META_HEAD "time: -1\nend\n", "*bad time*" },
+    { META_HEAD "time: 17x\nend\n", "*bad time*" },
+    { META_HEAD "time: \nend\n", "*bad time*" },
+    { META_HEAD "time: 99999999999999999999\nend\n", "*bad time*" },
+    { "mqscan-quarantine 1\nid: ../../etc-" QID "-abc123\nqueue-id: " QID "\ntime: 1\nend\n",
+      "*wrong form*" },
+    { "mqscan-quarantine 1\nid: " DAY "-" QID "-abc123\nqueue-id: ../x\ntime: 1\nend\n",
+      "*wrong form*" },
+    { "mqscan-quarantine 1\nid: " DAY "-OTHER-abc123\nqueue-id: " QID "\ntime: 1\nend\n",
+      "*does not hold queue-id*" },
+    { META_HEAD "time: 1\npart: part-01 5\nend\n", "*bad part*" },
+    { META_HEAD "time: 1\npart: part-0 5\nend\n", "*bad part*" },
+    { META_HEAD "time: 1\npart: part-x 5\nend\n", "*bad part*" },
+    { META_HEAD "time: 1\npart: part-1\nend\n", "*bad part*" },
+    { META_HEAD "time: 1\npart: part-1 5 6\nend\n", "*bad part*" },
+    { META_HEAD "time: 1\npart: ../etc 5\nend\n", "*bad part*" },
+    { META_HEAD "time: 1\nreleased: 1 root " QID "\nend\n", "*bad released*" },
+    { META_HEAD "time: 1\nreleased: 1 root " QID " - x\nend\n", "*bad released*" },
+    { META_HEAD "time: 1\nreleased: x root " QID " -\nend\n", "*bad released*" },
+    { META_HEAD "time: 1\nreleased: 1 r/t " QID " -\nend\n", "*bad released*" },
+    { META_HEAD "time: 1\nreleased: 1 root ../x -\nend\n", "*bad released*" },
+    { META_HEAD "time: 1\nreleased: 1 root " QID " a b@x.org\nend\n", "*bad released*" },
+    { META_HEAD "time: 1\nreleased: 1 root " QID " <a@x.org>\nend\n", "*bad released*" },
+    { META_HEAD "time: 1\nreleased: 1  root " QID " -\nend\n", "*bad released*" },
+    { NULL, "*NUL*" },
+    { NULL, "*line too long*" },
+    { NULL, "*too many lines*" },
+    { NULL, "*larger than the limit*" },
+};
+
+static void
+test_meta_parse_corrupt(gconstpointer data)
+{
+    size_t i = GPOINTER_TO_SIZE(data);
+    GString *text = g_string_new(corrupt_metas[i].text);
+    struct mq_quarantine_info *info;
+    GError *err = NULL;
+
+    if (corrupt_metas[i].text == NULL) {
+        const char *why = corrupt_metas[i].why;
+        g_string_append(text, META_HEAD "time: 1700000000\n");
+        if (strstr(why, "NUL") != NULL) {
+            g_string_append_len(text, "subject: a\0b\n", 13);
+        } else if (strstr(why, "too long") != NULL) {
+            g_string_append(text, "subject: ");
+            for (int k = 0; k < MQ_QUARANTINE_META_LINE_MAX; k++)
+                g_string_append_c(text, 'x');
+            g_string_append_c(text, '\n');
+        } else if (strstr(why, "many lines") != NULL) {
+            for (int k = 0; k < MQ_QUARANTINE_META_LINES_MAX; k++)
+                g_string_append(text, "x: \n");
+        } else {
+            while (text->len <= MQ_QUARANTINE_META_MAX)
+                g_string_append(text, "finding: 0123456789012345678901234567890123456789\n");
+        }
+        g_string_append(text, "end\n");
+    }
+    info = mq_quarantine_meta_parse(text->str, text->len, &err);
+    g_assert_null(info);
+    g_assert_error(err, MQ_ERROR, MQ_ERROR_CORRUPT);
+    if (!g_pattern_match_simple(corrupt_metas[i].why, err->message))
+        g_error("meta %zu: \"%s\" does not match %s", i, err->message, corrupt_metas[i].why);
+    g_clear_error(&err);
+    g_string_free(text, TRUE);
+}
+
+/* A meta cut anywhere (a crash, a full disk) never parses: only the whole. */
+static void
+test_meta_parse_every_prefix(void)
+{
+    static const char text[] =
+        META_HEAD "time: 1700000000\nreason: infected\nrecipient: b@example.org\n"
+        "part: part-2 10\nreleased: 1700000100 root " QID " -\nend\n";
+    GError *err = NULL;
+
+    for (size_t n = 0; n < sizeof(text) - 1; n++) {
+        struct mq_quarantine_info *info = mq_quarantine_meta_parse(text, n, &err);
+        if (info != NULL)
+            g_error("a meta cut to %zu bytes parses", n);
+        g_assert_error(err, MQ_ERROR, MQ_ERROR_CORRUPT);
+        g_clear_error(&err);
+    }
+    {
+        struct mq_quarantine_info *info = mq_quarantine_meta_parse(text, sizeof(text) - 1, &err);
+        g_assert_no_error(err);
+        g_assert_cmpuint(info->n_releases, ==, 1);
+        mq_quarantine_info_free(&info);
+    }
+}
+
+static const struct {
+    const char *addr;
+    bool ok;
+} addrs[] = {
+    { "postmaster@example.org", true },
+    { "a.b+c=d_e-f@mail.example-1.org", true },
+    { "A@B.CO", true },
+    { "", false },
+    { "@example.org", false },
+    { "a@", false },
+    { "a", false },
+    { "a@example", false },
+    { "a@@example.org", false },
+    { "a@b@example.org", false },
+    { "a b@example.org", false },
+    { "a@exa mple.org", false },
+    { "<a@example.org>", false },
+    { "\"a\"@example.org", false },
+    { "'a'@example.org", false },
+    { "a\r\n@example.org", false },
+    { "a@example.org\n", false },
+    { "|cmd@example.org", false },
+    { "/etc/passwd@example.org", false },
+    { "a%b@example.org", false },
+    { "a!b@example.org", false },
+    { "a:b@example.org", false },
+    { "a@[10.0.0.1]", false },
+    { ".a@example.org", false },
+    { "a.@example.org", false },
+    { "a..b@example.org", false },
+    { "-a@example.org", false },
+    { "a@-example.org", false },
+    { "a@example-.org", false },
+    { "a@example..org", false },
+    { "a@.example.org", false },
+    { "a@example.org.", false },
+    { "\xc3\xa9@example.org", false },
+    { "a@\xc3\xa9xample.org", false },
+};
+
+static void
+test_addr_ok(void)
+{
+    char *s;
+
+    for (size_t i = 0; i < G_N_ELEMENTS(addrs); i++) {
+        if (mq_quarantine_addr_ok(addrs[i].addr) != addrs[i].ok)
+            g_error("addr_ok(\"%s\") is not %d", addrs[i].addr, addrs[i].ok);
+    }
+    g_assert_false(mq_quarantine_addr_ok(NULL));
+    /* lengths: local part 64, labels 63, the whole 254 */
+    s = g_strdup_printf("%s@example.org", A64);
+    g_assert_true(mq_quarantine_addr_ok(s));
+    g_free(s);
+    s = g_strdup_printf("%s@example.org", A65);
+    g_assert_false(mq_quarantine_addr_ok(s));
+    g_free(s);
+    s = g_strdup_printf("a@%.63s.org", A64);
+    g_assert_true(mq_quarantine_addr_ok(s));
+    g_free(s);
+    s = g_strdup_printf("a@%s.org", A64);
+    g_assert_false(mq_quarantine_addr_ok(s));
+    g_free(s);
+    s = g_strdup_printf("a@%.63s.%.63s.%.63s.%.60s", A64, A64, A64, A64);     /* 254 */
+    g_assert_cmpuint(strlen(s), ==, 254);
+    g_assert_true(mq_quarantine_addr_ok(s));
+    g_free(s);
+    s = g_strdup_printf("a@%.63s.%.63s.%.63s.%.61s", A64, A64, A64, A64);     /* 255 */
+    g_assert_false(mq_quarantine_addr_ok(s));
+    g_free(s);
+}
+
+/* ---- operator verbs ---------------------------------------------------------- */
+
+/* DIR opened as a tool opens it: nothing created, unsafe modes refused. */
+static void
+test_open_existing(struct qdir *qd, gconstpointer data)
+{
+    char *missing = g_build_filename(qd->root, "missing", NULL), *t;
+    struct mq_quarantine *q;
+    GError *err = NULL;
+
+    g_assert_null(mq_quarantine_open_existing(missing, &err));
+    g_assert_error(err, MQ_ERROR, MQ_ERROR_CONFIG);
+    g_clear_error(&err);
+    q = mq_quarantine_open_existing(qd->dir, &err);
+    g_assert_no_error(err);
+    g_assert_cmpstr(mq_quarantine_path(q), ==, qd->dir);
+    mq_quarantine_free(&q);
+    g_assert_cmpint(g_chmod(qd->tmp, 0770), ==, 0);
+    g_assert_null(mq_quarantine_open_existing(qd->dir, &err));
+    g_assert_error(err, MQ_ERROR, MQ_ERROR_CONFIG);
+    g_clear_error(&err);
+    g_assert_cmpint(g_chmod(qd->tmp, 0700), ==, 0);
+    g_assert_cmpint(g_chmod(qd->dir, 0702), ==, 0);
+    g_assert_null(mq_quarantine_open_existing(qd->dir, &err));
+    g_assert_error(err, MQ_ERROR, MQ_ERROR_CONFIG);
+    g_clear_error(&err);
+    g_assert_cmpint(g_chmod(qd->dir, 0700), ==, 0);
+    g_assert_cmpint(g_rmdir(qd->tmp), ==, 0);
+    g_assert_null(mq_quarantine_open_existing(qd->dir, &err));
+    g_assert_error(err, MQ_ERROR, MQ_ERROR_CONFIG);
+    g_clear_error(&err);
+    t = tree(qd->root);
+    g_assert_cmpstr(t, ==, "quarantine/");
+    g_free(t);
+    g_assert_cmpint(g_mkdir(qd->tmp, 0700), ==, 0);
+    g_free(missing);
+}
+
+#define DAYS(n) ((time_t)(n) * 86400)
+
+/* Stores an entry from sender with reason, when seconds. */
+static char *
+store_at(struct mq_quarantine *q, const char *qid, const char *sender, const char *reason,
+         time_t when)
+{
+    struct mq_quarantine_record rec;
+
+    record_init(&rec, qid, NULL, 0);
+    rec.sender = sender;
+    rec.reason = reason;
+    rec.when = when;
+    return store_ok(q, &rec, "qf\n", "df\n");
+}
+
+static char *
+list_ids(struct mq_quarantine *q, const struct mq_quarantine_filter *f,
+         enum mq_quarantine_order order, GPtrArray *problems)
+{
+    GPtrArray *l, *ids = g_ptr_array_new();
+    GError *err = NULL;
+    char *joined;
+
+    l = mq_quarantine_list(q, f, order, problems, &err);
+    g_assert_no_error(err);
+    for (guint i = 0; i < l->len; i++)
+        g_ptr_array_add(ids, ((struct mq_quarantine_info *)g_ptr_array_index(l, i))->id);
+    g_ptr_array_add(ids, NULL);
+    joined = g_strjoinv(",", (char **)ids->pdata);
+    g_ptr_array_unref(ids);
+    g_ptr_array_unref(l);
+    return joined;
+}
+
+static void
+test_list(struct qdir *qd, gconstpointer data)
+{
+    char *a = store_at(qd->q, "QA", "Alice@Example.COM", "infected", WHEN);
+    char *b = store_at(qd->q, "QB", "", "banned, infected", WHEN - DAYS(2));
+    char *c = store_at(qd->q, "QC", "bob@example.net", "Banned", WHEN + 60);
+    char *d = store_at(qd->q, "QD", "carol@example.com", "encrypted", WHEN - DAYS(10));
+    GPtrArray *problems = g_ptr_array_new_with_free_func(g_free);
+    struct mq_quarantine_filter f = { 0 };
+    char *want, *got, *p;
+
+#define CHECK_LIST(order, ...) do { \
+        want = g_strjoin(",", __VA_ARGS__, NULL); \
+        got = list_ids(qd->q, &f, order, problems); \
+        g_assert_cmpstr(got, ==, want); \
+        g_free(got); \
+        g_free(want); \
+    } while (0)
+    CHECK_LIST(MQ_QUARANTINE_NEWEST_FIRST, c, a, b, d);
+    CHECK_LIST(MQ_QUARANTINE_OLDEST_FIRST, d, b, a, c);
+    f.sender = "*@EXAMPLE.com";
+    CHECK_LIST(MQ_QUARANTINE_NEWEST_FIRST, a, d);
+    f.sender = "";
+    CHECK_LIST(MQ_QUARANTINE_NEWEST_FIRST, b);
+    f.sender = "alice@example.co?";
+    CHECK_LIST(MQ_QUARANTINE_NEWEST_FIRST, a);
+    f.sender = "alice";
+    got = list_ids(qd->q, &f, MQ_QUARANTINE_NEWEST_FIRST, problems);
+    g_assert_cmpstr(got, ==, "");
+    g_free(got);
+    f.sender = NULL;
+    f.reason = "BANNED";
+    CHECK_LIST(MQ_QUARANTINE_NEWEST_FIRST, c, b);
+    f.since = WHEN - DAYS(2);                   /* b exactly */
+    CHECK_LIST(MQ_QUARANTINE_NEWEST_FIRST, c, b);
+    f.since = WHEN - DAYS(2) + 1;
+    CHECK_LIST(MQ_QUARANTINE_NEWEST_FIRST, c);
+    f.reason = NULL;
+    f.since = WHEN - DAYS(3);
+    CHECK_LIST(MQ_QUARANTINE_OLDEST_FIRST, b, a, c);
+    g_assert_cmpuint(problems->len, ==, 0);
+
+    /* Damage: a truncated meta, a stranger, a meta naming another entry.
+     * The rest is still listed; each is reported once. */
+    {
+        char *ea = g_build_filename(qd->day, a + 9, NULL);
+        char *ed = g_strdup_printf("%s/%.8s/%s", qd->dir, d, d + 9);
+        char *text;
+        size_t len;
+
+        text = get(ea, "meta", &len);
+        put(ea, "meta", text, len - 1);
+        g_free(text);
+        g_assert_cmpint(g_mkdir_with_parents(qd->day, 0700), ==, 0);
+        put(qd->day, "stranger.txt", "x", 1);
+        text = get(ed, "meta", &len);
+        p = strstr(text, "-QD-");
+        p[2] = 'A';             /* id: DAY-QA-... in QD's entry */
+        put(ed, "meta", text, len);
+        g_free(text);
+        f = (struct mq_quarantine_filter){ 0 };
+        CHECK_LIST(MQ_QUARANTINE_NEWEST_FIRST, c, b);
+        g_assert_cmpuint(problems->len, ==, 3);
+        for (guint i = 0; i < problems->len; i++)
+            g_test_message("problem: %s", (char *)g_ptr_array_index(problems, i));
+        g_free(ea);
+        g_free(ed);
+    }
+#undef CHECK_LIST
+    g_ptr_array_unref(problems);
+    g_free(a);
+    g_free(b);
+    g_free(c);
+    g_free(d);
+}
+
+/* Bad and missing IDs: the right error, nothing created. */
+static void
+test_verbs_bad_id(struct qdir *qd, gconstpointer data)
+{
+    static const char *const bad[] = {
+        "", "../x", "20261124-../../etc-aaaaaa", DAY "-" QID "-abc/de", DAY "/" QID "-abcdef",
+        DAY "-" QID "-abcdef/..", "x" DAY "-" QID "-abcdef", DAY "-" A65 "-abcdef",
+    };
+    static const char *const names[] = { "Subject", NULL };
+    char *out = g_build_filename(qd->root, "out", NULL), *qid = NULL, *t;
+    struct mq_queue *queue;
+    GError *err = NULL;
+
+    g_assert_cmpint(g_mkdir(out, 0700), ==, 0);
+    queue = mq_queue_open(out, &err);
+    g_assert_no_error(err);
+    for (size_t i = 0; i < G_N_ELEMENTS(bad) + 1; i++) {
+        const char *id = i < G_N_ELEMENTS(bad) ? bad[i] : DAY "-" QID "-abcdef";
+        int code = i < G_N_ELEMENTS(bad) ? MQ_QUARANTINE_ERROR_BAD_ID :
+                                           MQ_QUARANTINE_ERROR_NO_ENTRY;
+
+        g_assert_null(mq_quarantine_read(qd->q, id, &err));
+        g_assert_error(err, MQ_QUARANTINE_ERROR, code);
+        g_clear_error(&err);
+        g_assert_null(mq_quarantine_files(qd->q, id, &err));
+        g_assert_error(err, MQ_QUARANTINE_ERROR, code);
+        g_clear_error(&err);
+        g_assert_null(mq_quarantine_headers(qd->q, id, names, &err));
+        g_assert_error(err, MQ_QUARANTINE_ERROR, code);
+        g_clear_error(&err);
+        g_assert_cmpint(mq_quarantine_release(qd->q, queue, id, NULL, "root", WHEN, 1000, &qid,
+                                              &err), ==, -1);
+        g_assert_error(err, MQ_QUARANTINE_ERROR, code);
+        g_assert_null(qid);
+        g_clear_error(&err);
+        g_assert_cmpint(mq_quarantine_delete(qd->q, id, &err), ==, -1);
+        g_assert_error(err, MQ_QUARANTINE_ERROR, code);
+        g_clear_error(&err);
+    }
+    t = tree(qd->root);
+    g_assert_cmpstr(t, ==, "out/,quarantine/,quarantine/tmp/");
+    g_free(t);
+    mq_queue_free(&queue);
+    g_free(out);
+}
+
+/* The release writes exactly what sendmail queued (as a new entry), steps
+ * aside from a copy still queued, records itself, keeps the entry. */
+static void
+test_release(struct qdir *qd, gconstpointer data)
+{
+    static const char *const names[] = { "subject", "TO", NULL };
+    char *out = g_build_filename(qd->root, "out", NULL), *qid = NULL, *id, *entry;
+    char *qf_raw, *df, *text, *path, *linkp;
+    size_t qf_len, df_len, len;
+    struct mq_quarantine_record rec;
+    struct mq_quarantine_info *info;
+    struct mq_queue *queue;
+    struct mq_qf *qf;
+    GString *want = g_string_new(NULL);
+    GPtrArray *hdrs;
+    GError *err = NULL;
+
+    qf_raw = test_load("qf/multi-rcpt.qf", &qf_len);
+    df = test_load("qf/multi-rcpt.df", &df_len);
+    record_init(&rec, QID, NULL, 0);
+    id = mq_quarantine_store(qd->q, &rec, qf_raw, qf_len, df, df_len, &err);
+    g_assert_no_error(err);
+    entry = g_build_filename(qd->day, id + 9, NULL);
+    qf = mq_qf_parse(qf_raw, qf_len, &err);
+    g_assert_no_error(err);
+    mq_qf_format(qf, MQ_QF_FORMAT_NEW_ENTRY, want);
+    g_assert_cmpint(g_mkdir(out, 0700), ==, 0);
+    queue = mq_queue_open(out, &err);
+    g_assert_no_error(err);
+
+    hdrs = mq_quarantine_headers(qd->q, id, names, &err);
+    g_assert_no_error(err);
+    g_assert_cmpuint(hdrs->len, ==, 2);
+    g_assert_cmpstr(g_ptr_array_index(hdrs, 0), ==, "To: bob@example.net, carol@example.org");
+    g_assert_cmpstr(g_ptr_array_index(hdrs, 1), ==,
+                    "Subject: multi recipient \xc3\xa9t\xc3\xa9 capture");
+    g_ptr_array_unref(hdrs);
+
+    /* A bad address: refused before anything is read or written. */
+    g_assert_cmpint(mq_quarantine_release(qd->q, queue, id, "a b@example.org", "root", WHEN,
+                                          1 << 20, &qid, &err), ==, -1);
+    g_assert_error(err, MQ_QUARANTINE_ERROR, MQ_QUARANTINE_ERROR_BAD_ADDRESS);
+    g_clear_error(&err);
+    assert_dir_empty(out);
+    /* A df over the limit: nothing written. */
+    g_assert_cmpint(mq_quarantine_release(qd->q, queue, id, NULL, "root", WHEN, df_len - 1,
+                                          &qid, &err), ==, -1);
+    g_assert_error(err, MQ_ERROR, MQ_ERROR_LIMIT);
+    g_clear_error(&err);
+    assert_dir_empty(out);
+
+    /* The original ID is free. */
+    g_assert_cmpint(mq_quarantine_release(qd->q, queue, id, NULL, "ro ot\n", WHEN + 5, 1 << 20,
+                                          &qid, &err), ==, 0);
+    g_assert_no_error(err);
+    g_assert_cmpstr(qid, ==, QID);
+    g_clear_pointer(&qid, g_free);
+    text = get(out, "df" QID, &len);
+    g_assert_cmpmem(text, len, df, df_len);
+    g_free(text);
+    text = get(out, "qf" QID, &len);
+    g_assert_cmpmem(text, len, want->str, want->len);
+    g_free(text);
+    text = get(entry, "meta", &len);
+    g_assert_true(g_str_has_suffix(text, "\nreleased: 1700000005 ro?ot? " QID " -\nend\n"));
+    g_free(text);
+    assert_node(entry, "meta", S_IFREG, 0600);
+    text = listing(entry);
+    g_assert_cmpstr(text, ==, "df,meta,qf");
+    g_free(text);
+
+    /* Again, with the first copy still queued (same creation time and
+     * sender: mq_queue_write would take it for its own): ID + "A". */
+    g_assert_cmpint(mq_quarantine_release(qd->q, queue, id, "postmaster@example.org", "root",
+                                          WHEN + 9, 1 << 20, &qid, &err), ==, 0);
+    g_assert_no_error(err);
+    g_assert_cmpstr(qid, ==, QID "A");
+    g_clear_pointer(&qid, g_free);
+    text = get(out, "df" QID "A", &len);
+    g_assert_cmpmem(text, len, df, df_len);
+    g_free(text);
+    mq_qf_set_recipient(qf, "postmaster@example.org");
+    g_string_truncate(want, 0);
+    mq_qf_format(qf, MQ_QF_FORMAT_NEW_ENTRY, want);
+    text = get(out, "qf" QID "A", &len);
+    g_assert_cmpmem(text, len, want->str, want->len);
+    g_free(text);
+    text = listing(out);
+    g_assert_cmpstr(text, ==, "df" QID ",df" QID "A,qf" QID ",qf" QID "A");
+    g_free(text);
+
+    info = mq_quarantine_read(qd->q, id, &err);
+    g_assert_no_error(err);
+    g_assert_cmpuint(info->n_releases, ==, 2);
+    g_assert_cmpint(info->releases[1].when, ==, WHEN + 9);
+    g_assert_cmpstr(info->releases[1].queue_id, ==, QID "A");
+    g_assert_cmpstr(info->releases[1].to, ==, "postmaster@example.org");
+    mq_quarantine_info_free(&info);
+
+    /* A df that is a symlink, or hard-linked: refused. */
+    path = g_build_filename(entry, "df", NULL);
+    linkp = g_build_filename(qd->root, "df-link", NULL);
+    g_assert_cmpint(link(path, linkp), ==, 0);
+    g_assert_cmpint(mq_quarantine_release(qd->q, queue, id, NULL, "root", WHEN, 1 << 20, &qid,
+                                          &err), ==, -1);
+    g_assert_error(err, MQ_ERROR, MQ_ERROR_CORRUPT);
+    g_clear_error(&err);
+    g_assert_cmpint(g_unlink(path), ==, 0);
+    g_assert_cmpint(symlink(linkp, path), ==, 0);
+    g_assert_cmpint(mq_quarantine_release(qd->q, queue, id, NULL, "root", WHEN, 1 << 20, &qid,
+                                          &err), ==, -1);
+    g_assert_error(err, MQ_ERROR, MQ_ERROR_CORRUPT);
+    g_clear_error(&err);
+    g_assert_null(qid);
+    text = listing(out);
+    g_assert_cmpstr(text, ==, "df" QID ",df" QID "A,qf" QID ",qf" QID "A");
+    g_free(text);
+
+    g_free(linkp);
+    g_free(path);
+    g_string_free(want, TRUE);
+    mq_qf_free(&qf);
+    mq_queue_free(&queue);
+    g_free(qf_raw);
+    g_free(df);
+    g_free(entry);
+    g_free(id);
+    g_free(out);
+}
+
+/* delete and purge remove only known names, never follow a symlink, refuse
+ * strangers, and purge goes by both the day and the meta time. */
+static void
+test_delete_purge(struct qdir *qd, gconstpointer data)
+{
+    char *target = g_build_filename(qd->root, "target", NULL), *decoy, *t, *e;
+    char *now_id = store_at(qd->q, "QN", "a@example.org", "infected", WHEN);
+    char *old_id = store_at(qd->q, "QO", "a@example.org", "infected", WHEN - DAYS(10));
+    char *mid_id = store_at(qd->q, "QM", "a@example.org", "infected", WHEN - DAYS(3));
+    char *odd_id = store_at(qd->q, "QX", "a@example.org", "infected", WHEN - DAYS(12));
+    GPtrArray *removed = g_ptr_array_new_with_free_func(g_free);
+    GPtrArray *problems = g_ptr_array_new_with_free_func(g_free);
+    struct file_id target_before;
+    GError *err = NULL;
+    char *text;
+    size_t len;
+
+    put(qd->root, "target", "precious\n", 9);
+    file_id_get(target, &target_before);
+    /* the old entry holds a symlink out, the odd one a stranger */
+    e = g_strdup_printf("%s/%.8s/%s", qd->dir, old_id, old_id + 9);
+    t = g_build_filename(e, "part-9", NULL);
+    g_assert_cmpint(symlink(target, t), ==, 0);
+    g_free(t);
+    g_free(e);
+    e = g_strdup_printf("%s/%.8s/%s", qd->dir, odd_id, odd_id + 9);
+    put(e, "notes", "x", 1);
+
+    /* delete refuses the stranger and leaves the entry whole */
+    g_assert_cmpint(mq_quarantine_delete(qd->q, odd_id, &err), ==, -1);
+    g_assert_error(err, MQ_ERROR, MQ_ERROR_CORRUPT);
+    g_clear_error(&err);
+    text = listing(e);
+    g_assert_cmpstr(text, ==, "df,meta,notes,qf");
+    g_free(text);
+
+    /* purge 5 days before WHEN: the 10-day-old entry (its symlink removed
+     * itself) and its day; the stranger's entry refused; the rest kept */
+    g_assert_cmpint(mq_quarantine_purge(qd->q, WHEN - DAYS(5), WHEN, removed, problems, &err),
+                    ==, 0);
+    g_assert_no_error(err);
+    g_assert_cmpuint(removed->len, ==, 1);
+    g_assert_cmpstr(g_ptr_array_index(removed, 0), ==, old_id);
+    g_assert_cmpuint(problems->len, ==, 1);
+    g_assert_true(strstr(g_ptr_array_index(problems, 0), "notes") != NULL);
+    file_id_assert_same(target, &target_before);
+    text = get(qd->root, "target", &len);
+    g_assert_cmpmem(text, len, "precious\n", 9);
+    g_free(text);
+    t = g_build_filename(e, "notes", NULL);
+    g_assert_cmpint(g_unlink(t), ==, 0);
+    g_free(t);
+
+    /* the meta time must agree with the day: QM's meta says WHEN */
+    t = g_strdup_printf("%s/%.8s/%s", qd->dir, mid_id, mid_id + 9);
+    text = get(t, "meta", &len);
+    {
+        char *p = strstr(text, "time: "), *fixed;
+        g_assert_nonnull(p);
+        *p = '\0';
+        fixed = g_strdup_printf("%stime: %lld\n%s", text, (long long)WHEN,
+                                strchr(p + 1, '\n') + 1);
+        put(t, "meta", fixed, strlen(fixed));
+        g_free(fixed);
+    }
+    g_free(text);
+    g_ptr_array_set_size(removed, 0);
+    g_ptr_array_set_size(problems, 0);
+    g_assert_cmpint(mq_quarantine_purge(qd->q, WHEN - DAYS(1), WHEN, removed, problems, &err),
+                    ==, 0);
+    g_assert_cmpuint(removed->len, ==, 1);
+    g_assert_cmpstr(g_ptr_array_index(removed, 0), ==, odd_id);
+    g_assert_cmpuint(problems->len, ==, 0);
+    g_assert_true(g_file_test(t, G_FILE_TEST_IS_DIR));
+    g_free(t);
+
+    /* a symlinked day directory and a symlinked entry are left alone */
+    decoy = g_build_filename(qd->root, "decoy", NULL);
+    g_assert_cmpint(g_mkdir(decoy, 0700), ==, 0);
+    put(decoy, "meta", "x", 1);
+    t = g_build_filename(qd->dir, "20000101", NULL);
+    g_assert_cmpint(symlink(decoy, t), ==, 0);
+    g_free(t);
+    t = g_build_filename(qd->day, "QZ-abcdef", NULL);
+    g_assert_cmpint(symlink(decoy, t), ==, 0);
+    g_assert_cmpint(mq_quarantine_delete(qd->q, DAY "-QZ-abcdef", &err), ==, -1);
+    g_assert_error(err, MQ_ERROR, MQ_ERROR_CORRUPT);
+    g_clear_error(&err);
+    g_ptr_array_set_size(removed, 0);
+    g_ptr_array_set_size(problems, 0);
+    g_assert_cmpint(mq_quarantine_purge(qd->q, WHEN + 10, WHEN + 10, removed, problems, &err),
+                    ==, 0);
+    g_assert_cmpuint(removed->len, ==, 2);      /* QN and QM */
+    g_assert_cmpuint(problems->len, ==, 2);     /* the symlinked day and entry */
+    g_assert_cmpint(g_unlink(t), ==, 0);
+    g_free(t);
+    text = listing(decoy);
+    g_assert_cmpstr(text, ==, "meta");
+    g_free(text);
+    /* today's day directory stays, empty; the others went */
+    t = tree(qd->dir);
+    g_assert_cmpstr(t, ==, "20000101@," DAY "/,tmp/");
+    g_free(t);
+    file_id_assert_same(target, &target_before);
+
+    /* a plain delete */
+    g_free(now_id);
+    now_id = store_at(qd->q, "QN", "a@example.org", "infected", WHEN);
+    g_assert_cmpint(mq_quarantine_delete(qd->q, now_id, &err), ==, 0);
+    g_assert_no_error(err);
+    g_assert_cmpint(mq_quarantine_delete(qd->q, now_id, &err), ==, -1);
+    g_assert_error(err, MQ_QUARANTINE_ERROR, MQ_QUARANTINE_ERROR_NO_ENTRY);
+    g_clear_error(&err);
+    assert_dir_empty(qd->tmp);
+
+    g_ptr_array_unref(removed);
+    g_ptr_array_unref(problems);
+    g_free(decoy);
+    g_free(e);
+    g_free(target);
+    g_free(now_id);
+    g_free(old_id);
+    g_free(mid_id);
+    g_free(odd_id);
+}
+
 /* ---- known bugs ------------------------------------------------------------- */
 
 /* A store whose tmp/QUEUEID-RANDOM already exists - another store of the
@@ -1186,6 +1917,20 @@ main(int argc, char **argv)
     ADD_DATA("/quarantine/store/day-is-symlink", BLOCK_SYMLINK, test_store_day_blocked);
     ADD("/quarantine/store/duplicate-part", test_store_duplicate_part);
     ADD("/quarantine/store/threads", test_store_threads);
+    ADD("/quarantine/read/roundtrip", test_read_roundtrip);
+    g_test_add_func("/quarantine/meta/parse-good", test_meta_parse_good);
+    for (size_t i = 0; i < G_N_ELEMENTS(corrupt_metas); i++) {
+        char *path = g_strdup_printf("/quarantine/meta/corrupt/%zu", i);
+        g_test_add_data_func(path, GSIZE_TO_POINTER(i), test_meta_parse_corrupt);
+        g_free(path);
+    }
+    g_test_add_func("/quarantine/meta/every-prefix", test_meta_parse_every_prefix);
+    g_test_add_func("/quarantine/addr-ok", test_addr_ok);
+    ADD("/quarantine/open-existing", test_open_existing);
+    ADD("/quarantine/list", test_list);
+    ADD("/quarantine/verbs/bad-id", test_verbs_bad_id);
+    ADD("/quarantine/release", test_release);
+    ADD("/quarantine/delete-purge", test_delete_purge);
     /* Known bugs last, so that a failure does not hide the other results. */
     ADD("/quarantine/bug/collision-removes-other-tmp", test_bug_collision_removes_other_tmp);
 #undef ADD

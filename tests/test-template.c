@@ -49,13 +49,16 @@ make_dir(const char *part_removed, const char *body_removed, const char *notice)
     GError *err = NULL;
     char *dir = g_dir_make_tmp("mqscan-template-XXXXXX", &err);
     char *lang;
-    const char *names[] = { "part-removed.txt", "body-removed.txt", "notice.txt" };
-    const char *texts[] = { part_removed, body_removed, notice };
+    const char *names[] = { "part-removed.txt", "body-removed.txt", "notice.txt",
+                            "postmaster-report.txt", "sender-notice.txt" };
+    const char *texts[] = { part_removed, body_removed, notice,
+                            "Subject: ${count} blocked\n${entries}\n",
+                            "Subject: ${subject}\n${findings}\n" };
 
     g_assert_no_error(err);
     lang = g_build_filename(dir, "en", NULL);
     g_assert_cmpint(g_mkdir(lang, 0700), ==, 0);
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 5; i++) {
         char *path = g_build_filename(lang, names[i], NULL);
 
         if (texts[i] != NULL) {
@@ -465,7 +468,8 @@ render_thread(gpointer data)
         char *qid = g_strdup_printf("Q%uN%u", job->id, i);
         const char *vars[] = { "filename", name, "queue_id", qid, "removed", "  - x\n  - y\n",
                                "hostname", "mx\xff", NULL };
-        enum mq_template_kind kind = (enum mq_template_kind)(i % MQ_TEMPLATE_COUNT);
+        /* the three message-part kinds; the mail kinds have their own texts */
+        enum mq_template_kind kind = (enum mq_template_kind)(i % 3);
         char *out = mq_templates_render(job->t, kind, vars);
         char *want;
 
