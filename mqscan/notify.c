@@ -103,6 +103,17 @@ char *
 mq_notify_send(const struct mq_config *config, struct mq_queue *outgoing,
                const char *const *to, const char *subject, const char *text, GError **err)
 {
+    return mq_notify_send_attached(config, outgoing, to, subject, text, NULL, NULL, NULL, 0, err);
+}
+
+char *
+mq_notify_send_attached(const struct mq_config *config, struct mq_queue *outgoing,
+                        const char *const *to, const char *subject, const char *text,
+                        const char *name, const char *mime_type, const void *data, size_t len,
+                        GError **err)
+{
+    GMimeMultipart *mixed = NULL;
+    GMimePart *attachment = NULL;
     GMimeMessage *msg = NULL;
     GMimeTextPart *part = NULL;
     GMimeFormatOptions *fo = NULL;
@@ -153,7 +164,26 @@ mq_notify_send(const struct mq_config *config, struct mq_queue *outgoing,
     part = g_mime_text_part_new_with_subtype("plain");
     g_mime_text_part_set_text(part, body_text->str);
     g_mime_part_set_content_encoding(GMIME_PART(part), GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE);
-    g_mime_message_set_mime_part(msg, GMIME_OBJECT(part));
+    if (name == NULL) {
+        g_mime_message_set_mime_part(msg, GMIME_OBJECT(part));
+    } else {
+        /* The text first, then the file (a report of ours, e.g. HTML). */
+        GMimeStream *stream = g_mime_stream_mem_new_with_buffer(data, len);
+        GMimeDataWrapper *content = g_mime_data_wrapper_new_with_stream(
+            stream, GMIME_CONTENT_ENCODING_DEFAULT);
+        char **type = g_strsplit(mime_type ? mime_type : "application/octet-stream", "/", 2);
+        attachment = g_mime_part_new_with_type(type[0], type[1] ? type[1] : "octet-stream");
+        g_strfreev(type);
+        g_mime_part_set_content(attachment, content);
+        g_mime_part_set_filename(attachment, name);
+        g_mime_part_set_content_encoding(attachment, GMIME_CONTENT_ENCODING_BASE64);
+        g_object_unref(content);
+        g_object_unref(stream);
+        mixed = g_mime_multipart_new_with_subtype("mixed");
+        g_mime_multipart_add(mixed, GMIME_OBJECT(part));
+        g_mime_multipart_add(mixed, GMIME_OBJECT(attachment));
+        g_mime_message_set_mime_part(msg, GMIME_OBJECT(mixed));
+    }
 
     fo = g_mime_format_options_new();
     g_mime_format_options_set_newline_format(fo, GMIME_NEWLINE_FORMAT_UNIX);
@@ -188,6 +218,8 @@ done:
         g_mime_format_options_free(fo);
     g_free(raw);
     g_clear_object(&part);
+    g_clear_object(&attachment);
+    g_clear_object(&mixed);
     g_clear_object(&msg);
     g_clear_pointer(&now, g_date_time_unref);
     g_free(msgid);

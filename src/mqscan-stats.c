@@ -22,6 +22,8 @@
 #include "mqscan/error.h"
 #include "mqscan/fsutil.h"
 #include "mqscan/log.h"
+#include "mqscan/notify.h"
+#include "mqscan/queue.h"
 #include "mqscan/stats.h"
 
 #ifndef MQ_SYSCONFDIR
@@ -49,6 +51,8 @@ usage(FILE *out)
             "      --from DATE    first UTC day of a range, per day\n"
             "      --to DATE      last UTC day of the range (default today)\n"
             "      --html FILE    also write the report as one HTML page to FILE\n"
+            "      --mail         also mail the report (text, HTML attached) to the\n"
+            "                     postmaster, through the outgoing queue\n"
             "  -V, --version      print the version\n"
             "  -h, --help         print this help\n",
             MQ_SYSCONFDIR);
@@ -92,6 +96,7 @@ main(int argc, char **argv)
         { "from", required_argument, NULL, 'F' },
         { "to", required_argument, NULL, 'T' },
         { "html", required_argument, NULL, 'H' },
+        { "mail", no_argument, NULL, 'M' },
         { "version", no_argument, NULL, 'V' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
@@ -99,6 +104,7 @@ main(int argc, char **argv)
     const char *config_path = MQ_SYSCONFDIR "/mqscan/mqscan.conf";
     const char *db_arg = NULL, *day_arg = NULL, *from_arg = NULL, *to_arg = NULL;
     const char *html_path = NULL;
+    bool mail = false;
     int64_t today = (int64_t)time(NULL) / DAY_SECONDS, first, last;
     struct mq_config *config = NULL;
     struct mq_stats *stats = NULL;
@@ -115,6 +121,7 @@ main(int argc, char **argv)
         case 'F': from_arg = optarg; break;
         case 'T': to_arg = optarg; break;
         case 'H': html_path = optarg; break;
+        case 'M': mail = true; break;
         case 'V': printf("mqscan-stats %s\n", PACKAGE_VERSION); return 0;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return EX_USAGE;
@@ -122,7 +129,7 @@ main(int argc, char **argv)
     }
     if (optind != argc || (day_arg != NULL && (from_arg != NULL || to_arg != NULL)) ||
         (to_arg != NULL && from_arg == NULL) || (html_path != NULL && *html_path == '\0') ||
-        (db_arg != NULL && *db_arg == '\0')) {
+        (db_arg != NULL && *db_arg == '\0') || (mail && db_arg != NULL)) {
         usage(stderr);
         return EX_USAGE;
     }
@@ -172,10 +179,10 @@ main(int argc, char **argv)
     }
     text = mq_stats_report(stats, MQ_STATS_FORMAT_TEXT, (time_t)(first * DAY_SECONDS),
                            (time_t)((last + 1) * DAY_SECONDS), step, TOP_N, &error);
-    if (text != NULL && html_path != NULL)
+    if (text != NULL && (html_path != NULL || mail))
         html = mq_stats_report(stats, MQ_STATS_FORMAT_HTML, (time_t)(first * DAY_SECONDS),
                                (time_t)((last + 1) * DAY_SECONDS), step, TOP_N, &error);
-    if (text == NULL || (html_path != NULL && html == NULL)) {
+    if (text == NULL || ((html_path != NULL || mail) && html == NULL)) {
         mq_log_error("%s", error->message);
         goto done;
     }
@@ -185,7 +192,25 @@ main(int argc, char **argv)
         goto done;
     }
     /* Written to a temporary file and renamed: a browser never sees half. */
-    if (html != NULL && !g_file_set_contents_full(html_path, html, -1,
+    if (mail) {
+        const char *const to[] = { config->postmaster, NULL };
+        struct mq_queue *out = mq_queue_open(config->outgoing_queue_dir, &error);
+        char *subject = g_strdup_printf("mqscan statistics for %s", from_arg ? from_arg
+                                        : day_arg ? day_arg : "today");
+        char *id = out ? mq_notify_send_attached(config, out, to, subject, text,
+                                                 "mqscan-report.html", "text/html", html,
+                                                 strlen(html), &error)
+                       : NULL;
+        g_free(subject);
+        mq_queue_free(&out);
+        if (id == NULL) {
+            mq_log_error("report not mailed: %s", error->message);
+            status = EX_UNAVAILABLE;
+            goto done;
+        }
+        g_free(id);
+    }
+    if (html_path != NULL && !g_file_set_contents_full(html_path, html, -1,
                                                   G_FILE_SET_CONTENTS_CONSISTENT, 0644,
                                                   &error)) {
         mq_log_error("%s", error->message);

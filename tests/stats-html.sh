@@ -172,3 +172,27 @@ chromium --screenshot="$T/out.png" --window-size=1200,900 "file://$HTML" > /dev/
 size=$(stat -c %s "$T/out.png")
 [ "$size" -gt 20000 ] || t_fail "screenshot is only $size bytes"
 echo "ok 5 screenshot: $T/out.png, $size bytes"
+
+# --mail: the report queued for the postmaster, HTML attached.
+M=$T/mail
+mkdir -p "$M/out" "$M/state"
+t_write_config "$M/mqscan.conf" "$M"
+echo 'postmaster = "postmaster@example.org"' >> "$M/mqscan.conf"
+sed -i "s|^outgoing_queue_dir = .*|outgoing_queue_dir = \"$M/out\"|" "$M/mqscan.conf"
+cp "$DB" "$M/state/stats.db"
+"$STATS" -c "$M/mqscan.conf" --day 2023-11-14 --mail > /dev/null || t_fail "--mail failed"
+qf=$(ls "$M/out" | grep '^qf')
+[ "$(echo "$qf" | wc -w)" = 1 ] || t_fail "--mail: expected one queued message, got: $qf"
+grep -q '^RPF:<postmaster@example.org>$' "$M/out/$qf" || t_fail "--mail: not to the postmaster"
+grep -q '^S<>$' "$M/out/$qf" || t_fail "--mail: the envelope sender is not empty"
+"$SMPAIR_PYTHON" - "$M/out/$qf" "$M/out/df${qf#qf}" <<'PY' || t_fail "--mail: no HTML report with its chart attached"
+import email, email.policy, re, sys
+qf, df = open(sys.argv[1], "rb").read(), open(sys.argv[2], "rb").read()
+head = b"".join(re.findall(rb"^H\?\?(.*\n(?:[ \t].*\n)*)", qf, re.M))
+msg = email.message_from_bytes(head + b"\n" + df, policy=email.policy.default)
+html = [p for p in msg.walk() if p.get_content_type() == "text/html"]
+ok = len(html) == 1 and html[0].get_filename() == "mqscan-report.html"
+content = html[0].get_content() if ok else ""
+sys.exit(0 if ok and 'id="chart-hourly"' in content and "<script" not in content else 1)
+PY
+echo "ok 6 --mail: the report queued for the postmaster, HTML with its chart attached"
