@@ -107,8 +107,16 @@ smpair_wait_port() {
     return 1
 }
 
+smpair_port_free() {
+    ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
 smpair_start() {
-    local d=$SMPAIR_DIR
+    local d=$SMPAIR_DIR p
+    # Another run on the same ports would take our mail: refuse, loudly.
+    for p in "$SMPAIR_PORT_IN" "$SMPAIR_PORT_SINK"; do
+        smpair_port_free "$p" || { echo "smpair: 127.0.0.1:$p is already in use" >&2; return 1; }
+    done
     rm -rf "$d/sink"
     PYTHONPATH="$SMPAIR_LIBDIR${PYTHONPATH:+:$PYTHONPATH}" \
         "$SMPAIR_PYTHON" -m aiosmtpd -n -l "127.0.0.1:$SMPAIR_PORT_SINK" \
