@@ -11,6 +11,8 @@
 #     nothing half-written in the outgoing queue; delivered once there is room
 #  5. engine = "clamd" with no clamd answering -> --lint fails (exit 69),
 #     mqscand --once exits 75, message left in place, nothing delivered
+#  6. a SIGHUP reload whose signatures do not load -> logged, the running
+#     engine goes on: a message sent after it is still scanned and cleaned
 set -u
 . "${MQ_SRCDIR:?}/lib.sh"
 [ -d "${MQ_TESTSIGS:-}" ] || t_skip "no test signatures"
@@ -121,4 +123,33 @@ run
 [ -z "$(ls "$T/mqueue.out")" ] || t_fail "no clamd: something reached the outgoing queue"
 grep -q 'A5: .*verdict=deferred.*scanner error' "$T/mqscand.log" || t_fail "no clamd: not logged"
 echo "ok 5 no clamd answering: --lint exit 69, --once exit 75, message held in the incoming queue"
+# 6. A reload that fails keeps the running engine.
+mkdir -p "$T/reloadsigs"
+cp "$MQ_TESTSIGS"/* "$T/reloadsigs/"
+fresh "$T/reloadsigs"
+"$MQSCAND" -c "$T/mqscan.conf" -f 2> "$T/daemon.log" &
+DPID=$!
+trap 'kill "$DPID" 2>/dev/null; cleanup' EXIT
+for i in $(seq 1 50); do grep -q 'started (daemon)' "$T/daemon.log" && break; sleep 0.1; done
+# The signatures are replaced by garbage, then a reload is asked for.
+rm -f "$T/reloadsigs"/*
+printf 'Broken.Sig:0:*:zz\n' > "$T/reloadsigs/broken.ndb"
+kill -HUP "$DPID"
+for i in $(seq 1 50); do grep -q 'reload failed' "$T/daemon.log" && break; sleep 0.1; done
+grep -q 'reload failed, keeping the running configuration and signatures' "$T/daemon.log" ||
+    t_fail "reload: the failure is not logged"
+# An infected message after the failed reload: the old engine must find it.
+"$SMPAIR_PYTHON" - "$T/eicar.df" <<'PY'
+import sys
+e = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$" + b"EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
+open(sys.argv[1], "wb").write(b"A message after the failed reload.\n" + e + b"\n")
+PY
+put R6 "$data/multi-rcpt.qf" "$T/eicar.df"
+for i in $(seq 1 100); do [ -f "$T/mqueue.out/qfR6" ] && break; sleep 0.1; done
+kill "$DPID"; wait "$DPID" 2>/dev/null
+[ -f "$T/mqueue.out/qfR6" ] || t_fail "reload: the message was not processed after the failed reload"
+grep -q 'R6: .*verdict=cleaned.*infected MqScan.Test.EICAR' "$T/daemon.log" ||
+    t_fail "reload: the message was not scanned by the old engine"
+grep -q 'EICAR-STANDARD' "$T/mqueue.out/dfR6" && t_fail "reload: EICAR delivered"
+echo "ok 6 failed reload: logged, the old engine scanned and cleaned the next message"
 echo PASS
