@@ -98,23 +98,28 @@ process_add_finding(struct process_job *job, enum mq_finding kind, int leaf, con
     g_ptr_array_add(job->findings, f);
 }
 
+/* The finding a scan verdict other than clean stands for. */
+static enum mq_finding
+process_verdict_finding(int verdict)
+{
+    return verdict == MQ_SCAN_UNSCANNABLE ? MQ_FINDING_LIMITS
+         : verdict == MQ_SCAN_ENCRYPTED   ? MQ_FINDING_ENCRYPTED
+                                          : MQ_FINDING_INFECTED;
+}
+
 /* Folds a scan result into the job. Returns -1 when there is no verdict. */
 static int
 process_note_scan(struct process_job *job, int verdict, char *name, GError *error, int leaf,
                   const char *filename, const void *data, size_t len)
 {
-    static const enum mq_finding kinds[] = {
-        [MQ_SCAN_INFECTED] = MQ_FINDING_INFECTED,
-        [MQ_SCAN_UNSCANNABLE] = MQ_FINDING_LIMITS,
-        [MQ_SCAN_ENCRYPTED] = MQ_FINDING_ENCRYPTED,
-    };
 
     if (verdict < 0) {
         job->engine_error = error;
         return -1;
     }
     if (verdict != MQ_SCAN_CLEAN)
-        process_add_finding(job, kinds[verdict], leaf, name, NULL, filename, data, len);
+        process_add_finding(job, process_verdict_finding(verdict), leaf, name, NULL, filename,
+                            data, len);
     g_free(name);
     return 0;
 }
@@ -362,11 +367,6 @@ done:
 static int
 process_verify(struct process_job *job, GByteArray *body)
 {
-    static const enum mq_finding kinds[] = {
-        [MQ_SCAN_INFECTED] = MQ_FINDING_INFECTED,
-        [MQ_SCAN_UNSCANNABLE] = MQ_FINDING_LIMITS,
-        [MQ_SCAN_ENCRYPTED] = MQ_FINDING_ENCRYPTED,
-    };
     GString *buf;
     char *name = NULL;
     int verdict;
@@ -384,7 +384,7 @@ process_verify(struct process_job *job, GByteArray *body)
         return 0;
     for (guint i = 0; i < job->findings->len; i++) {
         const struct process_finding *f = g_ptr_array_index(job->findings, i);
-        if (f->kind == kinds[verdict] && f->action == MQ_ACTION_DELIVER) {
+        if (f->kind == process_verdict_finding(verdict) && f->action == MQ_ACTION_DELIVER) {
             g_free(name);
             return 0;
         }
@@ -421,6 +421,19 @@ process_hold(struct process_job *job, const char *reason, struct mq_process_resu
     }
     r->outcome = MQ_OUTCOME_HELD;
     r->detail = g_strdup(reason);
+}
+
+/* The Subject as stored (RFC 2047 words stay encoded), trimmed and
+ * sanitized. Caller frees. */
+static char *
+process_subject(const struct process_job *job)
+{
+    const char *subject = mq_qf_find_header(job->qf, "Subject");
+    char *trimmed = g_strstrip(g_strdup(subject ? subject : ""));
+    char *clean = mq_log_sanitize(trimmed, MQ_LOG_FIELD_MAX);
+
+    g_free(trimmed);
+    return clean;
 }
 
 /* Stores the original and the removed parts. Returns the entry ID or NULL. */
@@ -464,8 +477,7 @@ process_quarantine(struct process_job *job, GError **err)
     rec.n_parts = parts->len;
     rec.sender = mq_qf_sender(job->qf);
     rec.recipients = (const char *const *)rcpts->pdata;
-    subject = g_strstrip(g_strdup(mq_qf_find_header(job->qf, "Subject") ?
-                                  mq_qf_find_header(job->qf, "Subject") : ""));
+    subject = process_subject(job);
     rec.subject = subject;
     rec.findings = (const char *const *)lines->pdata;
     rec.when = time(NULL);
@@ -488,7 +500,6 @@ process_report(const struct process_job *job, const char *qid)
     struct mq_process_report *rep = g_new0(struct mq_process_report, 1);
     GString *rcpts = g_string_new(NULL), *lines = g_string_new(NULL);
     GPtrArray *names = g_ptr_array_new();
-    const char *subject = mq_qf_find_header(job->qf, "Subject");
 
     for (size_t i = 0; i < mq_qf_rcpt_count(job->qf) && rcpts->len < 1000; i++)
         g_string_append_printf(rcpts, "%s%s", i ? ", " : "", mq_qf_rcpt(job->qf, i, NULL));
@@ -505,12 +516,7 @@ process_report(const struct process_job *job, const char *qid)
     rep->queue_id = g_strdup(job->id);
     rep->sender = mq_log_sanitize(mq_qf_sender(job->qf), MQ_LOG_FIELD_MAX);
     rep->recipients = mq_log_sanitize(rcpts->str, 1000);
-    /* The subject as stored: RFC 2047 words stay encoded; sanitized. */
-    {
-        char *trimmed = g_strstrip(g_strdup(subject ? subject : ""));
-        rep->subject = mq_log_sanitize(trimmed, MQ_LOG_FIELD_MAX);
-        g_free(trimmed);
-    }
+    rep->subject = process_subject(job);
     rep->findings = g_string_free(lines, FALSE);
     rep->action = g_strdup(mq_policy_action_name(job->action));
     rep->direction = g_strdup(mq_policy_direction_name(job->direction));

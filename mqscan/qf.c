@@ -341,6 +341,7 @@ mq_qf_add_header(struct mq_qf *qf, const char *name, const char *value)
 {
     struct qf_record *r;
     GString *v;
+    size_t limit;
 
     for (const char *p = name; *p != '\0'; p++) {
         if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f || *p == ':')
@@ -351,7 +352,8 @@ mq_qf_add_header(struct mq_qf *qf, const char *name, const char *value)
 
     v = g_string_new("??");
     g_string_append_printf(v, "%s: ", name);
-    for (const char *p = value; *p != '\0' && v->len < MQ_QF_HEADER_MAX + strlen(name) + 4; p++) {
+    limit = v->len + MQ_QF_HEADER_MAX;
+    for (const char *p = value; *p != '\0' && v->len < limit; p++) {
         unsigned char c = (unsigned char)*p;
         g_string_append_c(v, (c < ' ' || c >= 0x7f) ? '?' : (char)c);
     }

@@ -1796,7 +1796,7 @@ test_delete_purge(struct qdir *qd, gconstpointer data)
     g_free(odd_id);
 }
 
-/* ---- known bugs ------------------------------------------------------------- */
+/* ---- regressions ------------------------------------------------------------ */
 
 /* A store whose tmp/QUEUEID-RANDOM already exists - another store of the
  * same queue ID that drew the same six letters and is still writing - gives
