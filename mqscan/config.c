@@ -86,6 +86,28 @@ static cfg_opt_t config_opts[] = {
                  "\"email.worm.*\", \"*email-worm*\", \"*mass-mailer*\", \"*.massmailer*\"}",
                  CFGF_NONE),
     CFG_SEC("policy", config_policy_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
+    CFG_BOOL("spam_checks", cfg_true, CFGF_NONE),
+    CFG_INT("spam_store_threshold", 5, CFGF_NONE),
+    CFG_INT("spam_gateway_threshold", 9, CFGF_NONE),
+    CFG_STR("spam_gateway_action", "quarantine", CFGF_NONE),
+    CFG_STR("spam_subject_tag", "[SPAM]", CFGF_NONE),
+    CFG_STR("spam_words", MQ_SYSCONFDIR "/mqscan/spam.words", CFGF_NONE),
+    CFG_STR_LIST("spam_rule_weights", "{}", CFGF_NONE),
+    CFG_STR("sender_allow", MQ_SYSCONFDIR "/mqscan/sender.allow", CFGF_NONE),
+    CFG_STR("sender_block", MQ_SYSCONFDIR "/mqscan/sender.block", CFGF_NONE),
+    CFG_STR("recipient_block", MQ_SYSCONFDIR "/mqscan/recipient.block", CFGF_NONE),
+    CFG_STR("ip_allow", MQ_SYSCONFDIR "/mqscan/ip.allow", CFGF_NONE),
+    CFG_STR("ip_block", MQ_SYSCONFDIR "/mqscan/ip.block", CFGF_NONE),
+    CFG_STR("spam_null_sender", "score", CFGF_NONE),
+    CFG_STR_LIST("dnsbl_zones", "{}", CFGF_NONE),
+    CFG_STR("dnsbl_server", "", CFGF_NONE),
+    CFG_INT("dnsbl_timeout", 2000, CFGF_NONE),
+    CFG_INT("dnsbl_cache_ttl", 600, CFGF_NONE),
+    CFG_BOOL("spf_check", cfg_true, CFGF_NONE),
+    CFG_STR("spamd_server", "", CFGF_NONE),
+    CFG_INT("spamd_timeout", 10000, CFGF_NONE),
+    CFG_STR("spamd_max_size", "512K", CFGF_NONE),
+    CFG_STR("bayes_db", MQ_LOCALSTATEDIR "/lib/mqscan/bayes.db", CFGF_NONE),
     CFG_STR("postmaster", "postmaster", CFGF_NONE),
     CFG_STR_LIST("local_domains", "{}", CFGF_NONE),
     CFG_STR_LIST("internal_networks", "{127.0.0.0/8, ::1/128}", CFGF_NONE),
@@ -131,6 +153,11 @@ static const struct config_int_range {
     { "check_signatures_max_age", 3600, 86400 * 365 },
     { "check_hold_max", 0, 10000000 },
     { "check_alert_interval", 60, 86400 * 7 },
+    { "spam_store_threshold", 1, 9 },
+    { "spam_gateway_threshold", 1, 10 },
+    { "dnsbl_timeout", 10, 60000 },
+    { "dnsbl_cache_ttl", 0, 86400 },
+    { "spamd_timeout", 10, 600000 },
 };
 
 /* Size options: a number with an optional K, M or G suffix (powers of 1024). */
@@ -142,6 +169,13 @@ static const struct config_size_range {
     { "clamav_max_file_size", 1024, (uint64_t)4 << 30 },
     { "max_message_size", 1024, (uint64_t)2 << 30 },
     { "batch_max_bytes", 1024, (uint64_t)16 << 30 },
+    { "spamd_max_size", 1024, (uint64_t)64 << 20 },
+};
+
+/* Paths that may be "" to turn a feature off. */
+static const char *const config_optional_path_opts[] = {
+    "spam_words", "sender_allow", "sender_block", "recipient_block", "ip_allow", "ip_block",
+    "bayes_db",
 };
 
 static const char *const config_dir_opts[] = {
@@ -149,6 +183,34 @@ static const char *const config_dir_opts[] = {
     "state_dir", "scan_tmp_dir", "clamav_database_dir",
     "filename_rules", "filetype_rules", "template_dir",
 };
+
+static bool
+config_spam_action_parse(const char *s, enum mq_spam_action *action_r)
+{
+    static const char *const names[] = { "none", "quarantine", "reject", "delete" };
+    for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
+        if (strcmp(s, names[i]) == 0) {
+            if (action_r != NULL)
+                *action_r = (enum mq_spam_action)i;
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool
+config_null_sender_parse(const char *s, enum mq_null_sender *r)
+{
+    static const char *const names[] = { "score", "accept", "block" };
+    for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
+        if (strcmp(s, names[i]) == 0) {
+            if (r != NULL)
+                *r = (enum mq_null_sender)i;
+            return true;
+        }
+    }
+    return false;
+}
 
 static bool
 config_parse_size(const char *s, uint64_t *value_r)
@@ -304,6 +366,16 @@ config_validate_choice(cfg_t *cfg, cfg_opt_t *opt)
             cfg_error(cfg, "engine must be \"libclamav\" or \"clamd\"");
             return -1;
         }
+    } else if (strcmp(name, "spam_gateway_action") == 0) {
+        if (s == NULL || !config_spam_action_parse(s, NULL)) {
+            cfg_error(cfg, "spam_gateway_action must be none, quarantine, reject or delete");
+            return -1;
+        }
+    } else if (strcmp(name, "spam_null_sender") == 0) {
+        if (s == NULL || !config_null_sender_parse(s, NULL)) {
+            cfg_error(cfg, "spam_null_sender must be score, accept or block");
+            return -1;
+        }
     } else if (strcmp(name, "language") == 0) {
         if (s == NULL || strlen(s) < 2 || strlen(s) > 8 || strspn(s, "abcdefghijklmnopqrstuvwxyz_") != strlen(s)) {
             cfg_error(cfg, "language must be a lower-case language code such as \"en\" or \"fr\"");
@@ -320,6 +392,120 @@ config_validate_choice(cfg_t *cfg, cfg_opt_t *opt)
         return -1;
     }
     return 0;
+}
+
+static int
+config_validate_optional_path(cfg_t *cfg, cfg_opt_t *opt)
+{
+    const char *s = cfg_opt_getnstr(opt, cfg_opt_size(opt) - 1);
+    if (s != NULL && s[0] == '\0')
+        return 0;
+    return config_validate_dir(cfg, opt);
+}
+
+/* "RULE=WEIGHT": an upper-case rule name and a weight from -20 to 20. */
+static int
+config_validate_rule_weight(cfg_t *cfg, cfg_opt_t *opt)
+{
+    const char *s = cfg_opt_getnstr(opt, cfg_opt_size(opt) - 1);
+    const char *eq = s ? strchr(s, '=') : NULL;
+    char *end = NULL;
+    double w = 0;
+
+    if (eq != NULL && eq > s && eq - s < 64 &&
+        strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") == (size_t)(eq - s)) {
+        w = g_ascii_strtod(eq + 1, &end);
+        if (end != eq + 1 && *end == '\0' && w >= -20 && w <= 20)
+            return 0;
+    }
+    cfg_error(cfg, "spam_rule_weights: \"%s\" is not RULE=WEIGHT (weight from -20 to 20)",
+              s ? s : "");
+    return -1;
+}
+
+/* "zone" or "zone=weight": a DNS name and a weight from 0 to 10. */
+static int
+config_validate_dnsbl_zone(cfg_t *cfg, cfg_opt_t *opt)
+{
+    const char *s = cfg_opt_getnstr(opt, cfg_opt_size(opt) - 1);
+    const char *eq = s ? strchr(s, '=') : NULL;
+    size_t n = s == NULL ? 0 : eq ? (size_t)(eq - s) : strlen(s);
+    char *end = NULL;
+    double w;
+
+    if (s != NULL && n > 0 && n < 200 &&
+        strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") >= n &&
+        s[0] != '.' && s[0] != '-') {
+        if (eq == NULL)
+            return 0;
+        w = g_ascii_strtod(eq + 1, &end);
+        if (end != eq + 1 && *end == '\0' && w >= 0 && w <= 10)
+            return 0;
+    }
+    cfg_error(cfg, "dnsbl_zones: \"%s\" is not ZONE or ZONE=WEIGHT (weight from 0 to 10)",
+              s ? s : "");
+    return -1;
+}
+
+/* Splits "" / "IP" / "IP:PORT" / "[IPv6]:PORT"; true if well formed. */
+bool
+mq_config_parse_dns_server(const char *s, char *host, size_t host_size, unsigned *port_r)
+{
+    uint64_t port = 53;
+    const char *colon;
+    unsigned char buf[16];
+
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (close == NULL || (size_t)(close - s - 1) >= host_size)
+            return false;
+        memcpy(host, s + 1, (size_t)(close - s - 1));
+        host[close - s - 1] = '\0';
+        if (close[1] != '\0' && (close[1] != ':' || !mq_fs_parse_uint(close + 2, 1, 65535, &port)))
+            return false;
+    } else if ((colon = strchr(s, ':')) != NULL && strchr(colon + 1, ':') == NULL) {
+        if ((size_t)(colon - s) >= host_size || !mq_fs_parse_uint(colon + 1, 1, 65535, &port))
+            return false;
+        memcpy(host, s, (size_t)(colon - s));
+        host[colon - s] = '\0';
+    } else if (strlen(s) < host_size) {
+        strcpy(host, s);
+    } else {
+        return false;
+    }
+    *port_r = (unsigned)port;
+    return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+}
+
+static int
+config_validate_dns_server(cfg_t *cfg, cfg_opt_t *opt)
+{
+    const char *s = cfg_opt_getnstr(opt, cfg_opt_size(opt) - 1);
+    char host[64];
+    unsigned port;
+
+    if (s == NULL || s[0] == '\0' || mq_config_parse_dns_server(s, host, sizeof(host), &port))
+        return 0;
+    cfg_error(cfg, "dnsbl_server: \"%s\" is not a numeric address with an optional port", s);
+    return -1;
+}
+
+static int
+config_validate_spamd(cfg_t *cfg, cfg_opt_t *opt)
+{
+    const char *s = cfg_opt_getnstr(opt, cfg_opt_size(opt) - 1);
+    const char *colon;
+    uint64_t port;
+
+    if (s == NULL || s[0] == '\0')
+        return 0;
+    if (g_str_has_prefix(s, "unix:/") && strlen(s) < 100)
+        return 0;
+    if (g_str_has_prefix(s, "tcp:") && (colon = strrchr(s + 4, ':')) != NULL &&
+        colon > s + 4 && mq_fs_parse_uint(colon + 1, 1, 65535, &port))
+        return 0;
+    cfg_error(cfg, "spamd_server: \"%s\" is neither \"unix:/path\" nor \"tcp:host:port\"", s);
+    return -1;
 }
 
 static int
@@ -554,6 +740,15 @@ mq_config_load(const char *path, GError **err)
     cfg_set_validate_func(cfg, "batch_max_wait", config_validate_wait);
     cfg_set_validate_func(cfg, "engine", config_validate_choice);
     cfg_set_validate_func(cfg, "language", config_validate_choice);
+    cfg_set_validate_func(cfg, "spam_gateway_action", config_validate_choice);
+    cfg_set_validate_func(cfg, "spam_null_sender", config_validate_choice);
+    cfg_set_validate_func(cfg, "spam_subject_tag", config_validate_text);
+    cfg_set_validate_func(cfg, "spam_rule_weights", config_validate_rule_weight);
+    cfg_set_validate_func(cfg, "dnsbl_zones", config_validate_dnsbl_zone);
+    cfg_set_validate_func(cfg, "dnsbl_server", config_validate_dns_server);
+    cfg_set_validate_func(cfg, "spamd_server", config_validate_spamd);
+    for (size_t i = 0; i < G_N_ELEMENTS(config_optional_path_opts); i++)
+        cfg_set_validate_func(cfg, config_optional_path_opts[i], config_validate_optional_path);
     cfg_set_validate_func(cfg, "clamd_servers", config_validate_clamd);
     cfg_set_validate_func(cfg, "mass_mailer_patterns", config_validate_pattern);
     cfg_set_validate_func(cfg, "policy", config_validate_policy);
@@ -671,6 +866,28 @@ mq_config_load(const char *path, GError **err)
     c->workers = (unsigned)cfg_getint(cfg, "workers");
     c->rescan_interval = (unsigned)cfg_getint(cfg, "rescan_interval");
     c->retry_interval = (unsigned)cfg_getint(cfg, "retry_interval");
+    c->spam_checks = cfg_getbool(cfg, "spam_checks");
+    c->spam_store_threshold = (unsigned)cfg_getint(cfg, "spam_store_threshold");
+    c->spam_gateway_threshold = (unsigned)cfg_getint(cfg, "spam_gateway_threshold");
+    config_spam_action_parse(cfg_getstr(cfg, "spam_gateway_action"), &c->spam_gateway_action);
+    c->spam_subject_tag = config_dup_str(cfg, "spam_subject_tag");
+    c->spam_words = config_dup_str(cfg, "spam_words");
+    c->spam_rule_weights = config_dup_list(cfg, "spam_rule_weights", false);
+    c->sender_allow = config_dup_str(cfg, "sender_allow");
+    c->sender_block = config_dup_str(cfg, "sender_block");
+    c->recipient_block = config_dup_str(cfg, "recipient_block");
+    c->ip_allow = config_dup_str(cfg, "ip_allow");
+    c->ip_block = config_dup_str(cfg, "ip_block");
+    config_null_sender_parse(cfg_getstr(cfg, "spam_null_sender"), &c->spam_null_sender);
+    c->dnsbl_zones = config_dup_list(cfg, "dnsbl_zones", true);
+    c->dnsbl_server = config_dup_str(cfg, "dnsbl_server");
+    c->dnsbl_timeout = (unsigned)cfg_getint(cfg, "dnsbl_timeout");
+    c->dnsbl_cache_ttl = (unsigned)cfg_getint(cfg, "dnsbl_cache_ttl");
+    c->spf_check = cfg_getbool(cfg, "spf_check");
+    c->spamd_server = config_dup_str(cfg, "spamd_server");
+    c->spamd_timeout = (unsigned)cfg_getint(cfg, "spamd_timeout");
+    c->spamd_max_size = config_get_size(cfg, "spamd_max_size");
+    c->bayes_db = config_dup_str(cfg, "bayes_db");
     c->notify_postmaster = cfg_getbool(cfg, "notify_postmaster");
     c->notify_internal_senders = cfg_getbool(cfg, "notify_internal_senders");
     c->notify_external_senders = cfg_getbool(cfg, "notify_external_senders");
@@ -723,6 +940,18 @@ mq_config_free(struct mq_config **config)
     g_free(c->template_dir);
     g_free(c->language);
     g_strfreev(c->mass_mailer_patterns);
+    g_free(c->spam_subject_tag);
+    g_free(c->spam_words);
+    g_strfreev(c->spam_rule_weights);
+    g_free(c->sender_allow);
+    g_free(c->sender_block);
+    g_free(c->recipient_block);
+    g_free(c->ip_allow);
+    g_free(c->ip_block);
+    g_strfreev(c->dnsbl_zones);
+    g_free(c->dnsbl_server);
+    g_free(c->spamd_server);
+    g_free(c->bayes_db);
     g_free(c->postmaster);
     g_strfreev(c->local_domains);
     g_free(c->internal_networks);

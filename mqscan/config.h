@@ -42,6 +42,21 @@ enum mq_config_on_error {
     MQ_ON_ERROR_HOLD,       /* move it to the hold area */
 };
 
+/* What happens to a message at or above the gateway spam threshold. */
+enum mq_spam_action {
+    MQ_SPAM_ACTION_NONE,        /* deliver, tagged like any message over the store threshold */
+    MQ_SPAM_ACTION_QUARANTINE,  /* keep in quarantine, deliver nothing */
+    MQ_SPAM_ACTION_REJECT,      /* a notice to a verifiable sender, original in quarantine */
+    MQ_SPAM_ACTION_DELETE,      /* drop (a copy stays in quarantine until purged) */
+};
+
+/* What happens to a message from outside with an empty envelope sender. */
+enum mq_null_sender {
+    MQ_NULL_SENDER_SCORE,       /* score it like any other (rule NULL_SENDER) */
+    MQ_NULL_SENDER_ACCEPT,      /* no weight for the empty sender */
+    MQ_NULL_SENDER_BLOCK,       /* treat as over the gateway threshold */
+};
+
 struct mq_config {
     char *file;                     /* the file this was loaded from */
 
@@ -77,6 +92,31 @@ struct mq_config {
     char *language;                 /* "en", "fr" */
     char **mass_mailer_patterns;    /* NULL-terminated globs, lower case */
     enum mq_action policy[MQ_DIRECTION_COUNT][MQ_FINDING_COUNT];
+
+    /* Spam checks, run before the virus scan (see spam.h). A message gets a
+     * spam confidence level (SCL) from 0 to 9. */
+    bool spam_checks;
+    unsigned spam_store_threshold;      /* SCL at or above: flagged and tagged */
+    unsigned spam_gateway_threshold;    /* SCL at or above: spam_gateway_action */
+    enum mq_spam_action spam_gateway_action;
+    char *spam_subject_tag;             /* "" for none */
+    char *spam_words;                   /* word-weight file */
+    char **spam_rule_weights;           /* NULL-terminated "RULE=WEIGHT" overrides */
+    char *sender_allow;                 /* list files; "" for none */
+    char *sender_block;
+    char *recipient_block;
+    char *ip_allow;
+    char *ip_block;
+    enum mq_null_sender spam_null_sender;
+    char **dnsbl_zones;                 /* NULL-terminated "zone" or "zone=weight" */
+    char *dnsbl_server;                 /* "" (system resolver) or "IP" or "IP:PORT" */
+    unsigned dnsbl_timeout;             /* milliseconds per query */
+    unsigned dnsbl_cache_ttl;           /* seconds an answer is reused */
+    bool spf_check;
+    char *spamd_server;                 /* "" (off), "unix:/path" or "tcp:host:port" */
+    unsigned spamd_timeout;             /* milliseconds for the whole exchange */
+    uint64_t spamd_max_size;            /* larger messages are not sent to spamd */
+    char *bayes_db;                     /* token database (SQLite); "" for none */
 
     /* Site. */
     char *postmaster;
@@ -122,6 +162,10 @@ void mq_config_free(struct mq_config **config);
 /* True if addr (AF_INET or AF_INET6, network byte order) is inside one of
  * internal_networks. */
 bool mq_config_is_internal(const struct mq_config *config, int family, const void *addr);
+
+/* Splits a dnsbl_server value ("IP", "IP:PORT", "[IPv6]:PORT") into host
+ * and port (53 if none). False if it is not of that form. */
+bool mq_config_parse_dns_server(const char *s, char *host, size_t host_size, unsigned *port_r);
 
 /* True if domain (any case) is one of local_domains or a subdomain of one. */
 bool mq_config_is_local_domain(const struct mq_config *config, const char *domain);
