@@ -237,8 +237,8 @@ config_parse_size(const char *s, uint64_t *value_r)
     return true;
 }
 
-static bool
-config_parse_network(const char *s, struct mq_config_network *net)
+bool
+mq_config_parse_network(const char *s, struct mq_config_network *net)
 {
     char addr[INET6_ADDRSTRLEN + 1];
     const char *slash = strchr(s, '/');
@@ -324,7 +324,7 @@ config_validate_networks(cfg_t *cfg, cfg_opt_t *opt)
 {
     struct mq_config_network net;
     const char *s = cfg_opt_getnstr(opt, cfg_opt_size(opt) - 1);
-    if (s == NULL || !config_parse_network(s, &net)) {
+    if (s == NULL || !mq_config_parse_network(s, &net)) {
         cfg_error(cfg, "internal_networks: \"%s\" is not an address or CIDR network", s ? s : "");
         return -1;
     }
@@ -845,7 +845,7 @@ mq_config_load(const char *path, GError **err)
     c->internal_networks = g_new0(struct mq_config_network, n ? n : 1);
     for (size_t i = 0; i < n; i++) {
         const char *s = cfg_getnstr(cfg, "internal_networks", (unsigned)i);
-        if (!config_parse_network(s, &c->internal_networks[i])) {
+        if (!mq_config_parse_network(s, &c->internal_networks[i])) {
             /* The default list is not validated by libconfuse. */
             g_string_printf(why, "%s: internal_networks: \"%s\" is not a network", path, s);
             goto fail;
@@ -961,23 +961,22 @@ mq_config_free(struct mq_config **config)
 }
 
 bool
-mq_config_is_internal(const struct mq_config *config, int family, const void *addr)
+mq_config_network_contains(const struct mq_config_network *net, int family, const void *addr)
 {
     const uint8_t *a = addr;
+    unsigned full = net->prefix / 8, rest = net->prefix % 8;
 
-    for (size_t i = 0; i < config->n_internal_networks; i++) {
-        const struct mq_config_network *net = &config->internal_networks[i];
-        unsigned full, rest;
-        if (net->family != family)
-            continue;
-        full = net->prefix / 8;
-        rest = net->prefix % 8;
-        if (memcmp(net->addr, a, full) != 0)
-            continue;
-        if (rest != 0 && ((a[full] ^ net->addr[full]) & (uint8_t)(0xff00u >> rest)) != 0)
-            continue;
-        return true;
-    }
+    if (net->family != family || memcmp(net->addr, a, full) != 0)
+        return false;
+    return rest == 0 || ((a[full] ^ net->addr[full]) & (uint8_t)(0xff00u >> rest)) == 0;
+}
+
+bool
+mq_config_is_internal(const struct mq_config *config, int family, const void *addr)
+{
+    for (size_t i = 0; i < config->n_internal_networks; i++)
+        if (mq_config_network_contains(&config->internal_networks[i], family, addr))
+            return true;
     return false;
 }
 

@@ -163,6 +163,14 @@ void mq_config_free(struct mq_config **config);
  * internal_networks. */
 bool mq_config_is_internal(const struct mq_config *config, int family, const void *addr);
 
+/* Parses "ADDR" or "ADDR/PREFIX" (IPv4 or IPv6) into net, host bits
+ * cleared. False if it is neither. */
+bool mq_config_parse_network(const char *s, struct mq_config_network *net);
+
+/* True if addr (family AF_INET or AF_INET6, network byte order) is in net. */
+bool mq_config_network_contains(const struct mq_config_network *net, int family,
+                                const void *addr);
+
 /* Splits a dnsbl_server value ("IP", "IP:PORT", "[IPv6]:PORT") into host
  * and port (53 if none). False if it is not of that form. */
 bool mq_config_parse_dns_server(const char *s, char *host, size_t host_size, unsigned *port_r);
