@@ -23,6 +23,7 @@
 #include "mqscan/quarantine.h"
 #include "mqscan/queue.h"
 #include "mqscan/rules.h"
+#include "mqscan/spam.h"
 #include "mqscan/scanner.h"
 #include "mqscan/stats.h"
 #include "mqscan/template.h"
@@ -41,6 +42,7 @@ struct daemon_runtime {
     struct mq_quarantine *quarantine;
     struct mq_rules *rules;
     struct mq_templates *templates;
+    struct mq_spam *spam;
     struct mq_watch *watch;
     struct mq_process_ctx ctx;
     int statefd;
@@ -97,6 +99,7 @@ daemon_runtime_free(struct daemon_runtime **rtp)
     mq_watch_free(&rt->watch);
     mq_rules_free(&rt->rules);
     mq_templates_free(&rt->templates);
+    mq_spam_free(&rt->spam);
     mq_quarantine_free(&rt->quarantine);
     mq_queue_free(&rt->incoming);
     mq_queue_free(&rt->outgoing);
@@ -106,24 +109,6 @@ daemon_runtime_free(struct daemon_runtime **rtp)
         close(rt->statefd);
     g_free(rt);
     *rtp = NULL;
-}
-
-/* The engine the configuration asks for. */
-static struct mq_scanner *
-daemon_scanner_new(const struct mq_config *c, const char *tmp_dir, GError **err)
-{
-    struct mq_scanner_limits limits = {
-        .max_scan_size = c->clamav_max_scan_size,
-        .max_file_size = c->clamav_max_file_size,
-        .max_recursion = c->clamav_max_recursion,
-        .max_files = c->clamav_max_files,
-        .max_scan_time_ms = c->clamav_max_scan_time,
-    };
-
-    if (c->engine == MQ_ENGINE_CLAMD)
-        return mq_scanner_new_clamd((const char *const *)c->clamd_servers, c->clamd_timeout,
-                                    err);
-    return mq_scanner_new(c->clamav_database_dir, tmp_dir, &limits, err);
 }
 
 static struct daemon_runtime *
@@ -155,7 +140,9 @@ daemon_runtime_new(struct mq_config *config, bool watch, GError **err)
     if ((rt->rules = mq_rules_load(config->filename_rules, config->filetype_rules, err)) == NULL ||
         (rt->templates = mq_templates_load(config->template_dir, config->language, err)) == NULL)
         goto fail_config;
-    rt->scanner = daemon_scanner_new(config, config->scan_tmp_dir, err);
+    if (config->spam_checks && (rt->spam = mq_spam_new(config, err)) == NULL)
+        goto fail_config;
+    rt->scanner = mq_scanner_from_config(config, config->scan_tmp_dir, err);
     if (rt->scanner == NULL)
         goto fail;
     rt->ctx.config = rt->config;
@@ -165,6 +152,7 @@ daemon_runtime_new(struct mq_config *config, bool watch, GError **err)
     rt->ctx.quarantine = rt->quarantine;
     rt->ctx.rules = rt->rules;
     rt->ctx.templates = rt->templates;
+    rt->ctx.spam = rt->spam;
     return rt;
 
 fail_config:
@@ -294,7 +282,19 @@ mq_daemon_lint(const struct mq_config *c, GError **err)
         goto fail_config;
     g_string_append_printf(report, "templates: %s/%s\n", c->template_dir, c->language);
     mq_templates_free(&templates);
-    scanner = daemon_scanner_new(c, stat(c->scan_tmp_dir, &st) == 0 ? c->scan_tmp_dir : NULL,
+    if (c->spam_checks) {
+        struct mq_spam *spam = mq_spam_new(c, err);
+        char *what;
+        if (spam == NULL)
+            goto fail_config;
+        what = mq_spam_describe(spam);
+        g_string_append_printf(report, "spam: %s\n", what);
+        g_free(what);
+        mq_spam_free(&spam);
+    } else {
+        g_string_append(report, "spam: checks off (spam_checks = false)\n");
+    }
+    scanner = mq_scanner_from_config(c, stat(c->scan_tmp_dir, &st) == 0 ? c->scan_tmp_dir : NULL,
                                  err);
     if (scanner == NULL) {
         g_string_free(report, TRUE);
@@ -386,18 +386,10 @@ daemon_send(struct mq_daemon *d, enum mq_template_kind kind, const char *const *
             const char *to, const char *what)
 {
     const char *const rcpts[] = { to, NULL };
-    char *text = mq_templates_render(d->rt->templates, kind, vars), *subject = "mqscan";
-    char *body = text, *id;
+    char *text = mq_templates_render(d->rt->templates, kind, vars), *id;
     GError *error = NULL;
 
-    if (g_str_has_prefix(text, "Subject: ")) {
-        char *nl = strchr(text, '\n');
-        subject = text + 9;
-        body = nl ? nl + 1 : text + strlen(text);
-        if (nl != NULL)
-            *nl = '\0';
-    }
-    id = mq_notify_send(d->rt->config, d->rt->outgoing, rcpts, subject, body, &error);
+    id = mq_notify_send_rendered(d->rt->config, d->rt->outgoing, rcpts, text, &error);
     if (id == NULL) {
         mq_log_error("%s to <%s> not sent: %s", what, to, error->message);
         g_error_free(error);

@@ -117,6 +117,12 @@ out:
     return msg;
 }
 
+GMimeMessage *
+mq_message_gmime(struct mq_message *msg)
+{
+    return msg->message;
+}
+
 void
 mq_message_free(struct mq_message **msgp)
 {

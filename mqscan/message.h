@@ -16,7 +16,8 @@
  * for the life of the object as long as no part is replaced, so a caller walks
  * first, then replaces.
  *
- * Only message.c includes <gmime/gmime.h>.
+ * Only message.c includes <gmime/gmime.h> to build and change messages;
+ * the spam checks read the parsed message through mq_message_gmime().
  *
  * DIAGNOSTICS
  * mq_message_parse() returns NULL with MQ_ERROR_CORRUPT when GMime cannot
@@ -63,6 +64,10 @@ struct mq_message *mq_message_parse(const char *headers, size_t headers_len,
 
 /* Frees *msg and sets it to NULL. NULL is allowed. */
 void mq_message_free(struct mq_message **msg);
+
+/* The parsed GMimeMessage, borrowed, for checks that only read it. */
+struct _GMimeMessage;
+struct _GMimeMessage *mq_message_gmime(struct mq_message *msg);
 
 /* Walks every leaf within limits. Returns 0, or -1 with err set by the limit
  * check (MQ_ERROR_LIMIT, checked before the leaf's content is decoded) or by

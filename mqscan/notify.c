@@ -228,3 +228,21 @@ done:
     g_free(id);
     return out_id;
 }
+
+char *
+mq_notify_send_rendered(const struct mq_config *config, struct mq_queue *outgoing,
+                        const char *const *to, const char *rendered, GError **err)
+{
+    char *copy = g_strdup(rendered), *subject = "mqscan", *body = copy, *id;
+
+    if (g_str_has_prefix(copy, "Subject: ")) {
+        char *nl = strchr(copy, '\n');
+        subject = copy + 9;
+        body = nl ? nl + 1 : copy + strlen(copy);
+        if (nl != NULL)
+            *nl = '\0';
+    }
+    id = mq_notify_send(config, outgoing, to, subject, body, err);
+    g_free(copy);
+    return id;
+}

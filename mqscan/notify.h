@@ -1,7 +1,8 @@
 /* notify - mail that mqscan itself sends: the postmaster's batch report,
  * the notice to an internal sender, health-check alerts.
  *
- * Public functions: mq_notify_send(), mq_notify_send_attached().
+ * Public functions: mq_notify_send(), mq_notify_send_rendered(),
+ * mq_notify_send_attached().
  *
  * A notification is written straight into the outgoing queue as a new
  * sendmail queue entry (the same durable df-then-qf write as every result),
@@ -37,6 +38,11 @@ char *mq_notify_send(const struct mq_config *config, struct mq_queue *outgoing,
 
 /* The same, with one file attached after the text: name (ours, e.g.
  * "mqscan-report.html"), mime_type ("text/html"), len bytes of data. */
+/* mq_notify_send() for a rendered mail template: its first line
+ * "Subject: ..." is the subject (else "mqscan"), the rest the text. */
+char *mq_notify_send_rendered(const struct mq_config *config, struct mq_queue *outgoing,
+                              const char *const *to, const char *rendered, GError **err);
+
 char *mq_notify_send_attached(const struct mq_config *config, struct mq_queue *outgoing,
                               const char *const *to, const char *subject, const char *text,
                               const char *name, const char *mime_type, const void *data,

@@ -21,8 +21,8 @@ static const char *const action_names[MQ_ACTION_COUNT] = {
 
 /* The address inside the last "[...]" of sendmail's $_ macro ("host
  * [192.0.2.1]", "[IPv6:2001:db8::1]"). Returns the family or 0. */
-static int
-policy_relay_addr(const char *relay, uint8_t addr[16])
+int
+mq_policy_relay_addr(const char *relay, uint8_t addr[16])
 {
     const char *open, *close;
     char buf[INET6_ADDRSTRLEN + 8];
@@ -64,7 +64,7 @@ mq_policy_direction(const struct mq_config *config, const char *relay, const cha
                     const char *const *rcpts, size_t n_rcpts)
 {
     uint8_t addr[16] = { 0 };
-    int family = policy_relay_addr(relay, addr);
+    int family = mq_policy_relay_addr(relay, addr);
 
     if (family == 0 || !mq_config_is_internal(config, family, addr))
         return MQ_DIRECTION_INBOUND;
@@ -81,7 +81,7 @@ bool
 mq_policy_sender_internal(const struct mq_config *config, const char *relay, const char *sender)
 {
     uint8_t addr[16] = { 0 };
-    int family = policy_relay_addr(relay, addr);
+    int family = mq_policy_relay_addr(relay, addr);
     const char *at = sender ? strrchr(sender, '@') : NULL;
 
     return family != 0 && mq_config_is_internal(config, family, addr) && at != NULL &&

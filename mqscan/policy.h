@@ -29,6 +29,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct mq_config;
 
@@ -68,6 +69,11 @@ enum mq_direction mq_policy_direction(const struct mq_config *config, const char
 /* True if the sender is one of ours: the relay is inside internal_networks
  * and the sender's domain is in local_domains. Only such a sender may be
  * told about a blocked message: an outside sender is usually forged. */
+/* The address inside the last "[...]" of sendmail's $_ macro ("host
+ * [192.0.2.1]", "[IPv6:2001:db8::1]") into addr (network order). Returns
+ * AF_INET, AF_INET6, or 0 if there is none. */
+int mq_policy_relay_addr(const char *relay, uint8_t addr[16]);
+
 bool mq_policy_sender_internal(const struct mq_config *config, const char *relay,
                                const char *sender);
 

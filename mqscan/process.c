@@ -8,6 +8,7 @@
 #include "mqscan/error.h"
 #include "mqscan/log.h"
 #include "mqscan/message.h"
+#include "mqscan/notify.h"
 #include "mqscan/policy.h"
 #include "mqscan/process.h"
 #include "mqscan/qf.h"
@@ -41,6 +42,13 @@ struct process_job {
     enum mq_direction direction;
     enum mq_action action;      /* the most severe of the findings' */
     GError *engine_error;       /* a check could not be done: no verdict */
+    bool spam_checked;
+    struct mq_spam_verdict spam;
+    /* Decided before the virus scan: spam over the gateway threshold, or
+     * every recipient refuses mail from outside. Nothing is delivered. */
+    bool spam_stop;
+    enum mq_action spam_action;
+    const char *spam_reason;    /* "spam", "recipient_block" */
 };
 
 /* Reasons for the recipient, for findings that no rule file words. The
@@ -180,6 +188,88 @@ process_leaf_has(const struct process_job *job, enum mq_finding kind)
 /* The whole message first (libclamav's own mail parser also finds what the
  * MIME structure does not show, such as uuencode inside a text part), then
  * every decoded leaf as GMime sees it, which is what will be delivered. */
+/* The envelope recipients that are on recipient_block leave the envelope;
+ * a message left with none is dropped. */
+static void
+process_spam_recipients(struct process_job *job)
+{
+    size_t n = mq_qf_rcpt_count(job->qf);
+
+    if (job->spam.n_rcpt_blocked == 0)
+        return;
+    if (job->spam.n_rcpt_blocked == n) {
+        job->spam_stop = true;
+        job->spam_action = MQ_ACTION_DELETE;
+        job->spam_reason = "recipient_block";
+        mq_log_info("%s: every recipient is on recipient_block: not delivered", job->id);
+        return;
+    }
+    for (size_t i = n; i > 0; i--) {
+        if (!job->spam.rcpt_blocked[i - 1])
+            continue;
+        char *to = mq_log_sanitize(mq_qf_rcpt(job->qf, i - 1, NULL), MQ_LOG_FIELD_MAX);
+        mq_log_info("%s: to=<%s> removed: on recipient_block", job->id, to);
+        g_free(to);
+        mq_qf_remove_rcpt(job->qf, i - 1);
+    }
+}
+
+/* The spam decision, before any virus scan: a message dropped at the
+ * gateway threshold costs no scan. Only mail from outside is checked. */
+static void
+process_spam(struct process_job *job, const char *buf, size_t len)
+{
+    const struct mq_config *c = job->ctx->config;
+    struct mq_spam_input in = { 0 };
+    size_t n = mq_qf_rcpt_count(job->qf);
+    const char **rcpts;
+    char *from;
+
+    if (job->ctx->spam == NULL || job->direction != MQ_DIRECTION_INBOUND)
+        return;
+    rcpts = g_new0(const char *, n + 1);
+    for (size_t i = 0; i < n; i++)
+        rcpts[i] = mq_qf_rcpt(job->qf, i, NULL);
+    in.msg = job->msg != NULL ? mq_message_gmime(job->msg) : NULL;
+    in.raw = buf;
+    in.raw_len = len;
+    in.sender = mq_qf_sender(job->qf);
+    in.rcpts = rcpts;
+    in.n_rcpts = n;
+    in.relay_family = mq_policy_relay_addr(mq_qf_macro(job->qf, "_"), in.relay_addr);
+    in.relay_known = in.relay_family != 0;
+    in.helo = mq_qf_macro(job->qf, "s");
+    in.queue_time_known = mq_qf_ctime(job->qf) > 0;
+    in.queue_time = mq_qf_ctime(job->qf);
+    mq_spam_check(job->ctx->spam, &in, &job->spam);
+    job->spam_checked = true;
+    g_free(rcpts);
+
+    from = mq_log_sanitize(in.sender, MQ_LOG_FIELD_MAX);
+    mq_log_info("%s: spam from=<%s> scl=%u score=%.1f%s%s%s%s rules=%s%s%s time=%.3fs", job->id,
+                from, job->spam.scl, job->spam.score,
+                job->spam.gateway ? " gateway" : job->spam.flagged ? " flagged" : "",
+                job->spam.list_entry ? " (" : "", job->spam.list_entry ? job->spam.list_entry : "",
+                job->spam.list_entry ? ")" : "", *job->spam.rules ? job->spam.rules : "none",
+                job->spam.notes ? " notes=" : "", job->spam.notes ? job->spam.notes : "",
+                job->spam.seconds);
+    g_free(from);
+
+    if (job->spam.gateway && c->spam_gateway_action != MQ_SPAM_ACTION_NONE) {
+        job->spam_stop = true;
+        job->spam_action = c->spam_gateway_action == MQ_SPAM_ACTION_QUARANTINE
+                               ? MQ_ACTION_QUARANTINE
+                               : MQ_ACTION_DELETE;
+        job->spam_reason = "spam";
+        return;
+    }
+    process_spam_recipients(job);
+}
+
+/* The whole message first (libclamav's own mail parser also finds what the
+ * MIME structure does not show, such as uuencode inside a text part), then
+ * every decoded leaf as GMime sees it, which is what will be delivered.
+ * The spam checks run before both. */
 static void
 process_check(struct process_job *job, const char *buf, size_t len)
 {
@@ -191,18 +281,22 @@ process_check(struct process_job *job, const char *buf, size_t len)
     GError *error = NULL;
     int verdict;
 
-    verdict = mq_scanner_scan(job->ctx->scanner, buf, len, job->id, &name, &error);
-    if (process_note_scan(job, verdict, name, error, -1, NULL, NULL, 0) < 0)
-        return;
-
     df = mq_queue_entry_df(job->entry, &df_len);
     job->msg = mq_message_parse(job->headers->str, job->headers->len, df, df_len, &error);
     if (job->msg == NULL) {
         mq_log_info("%s: MIME structure not parsed (%s); whole message scanned as one",
                     job->id, error->message);
         g_clear_error(&error);
-        return;
     }
+    process_spam(job, buf, len);
+    if (job->spam_stop)
+        return;
+
+    verdict = mq_scanner_scan(job->ctx->scanner, buf, len, job->id, &name, &error);
+    if (process_note_scan(job, verdict, name, error, -1, NULL, NULL, 0) < 0)
+        return;
+    if (job->msg == NULL)
+        return;
     if (mq_message_foreach_leaf(job->msg, &limits, process_check_leaf, job, &error) < 0) {
         if (error->code == MQ_ERROR_LIMIT)
             process_add_finding(job, MQ_FINDING_UNSCANNABLE, -1, error->message, NULL, NULL,
@@ -221,18 +315,24 @@ process_check(struct process_job *job, const char *buf, size_t len)
 }
 
 static void
-process_decide(struct process_job *job)
+process_direction(struct process_job *job)
 {
-    const struct mq_config *c = job->ctx->config;
     size_t n = mq_qf_rcpt_count(job->qf);
     const char **rcpts = g_new0(const char *, n + 1);
 
     for (size_t i = 0; i < n; i++)
         rcpts[i] = mq_qf_rcpt(job->qf, i, NULL);
-    job->direction = mq_policy_direction(c, mq_qf_macro(job->qf, "_"), mq_qf_sender(job->qf),
-                                         rcpts, n);
+    job->direction = mq_policy_direction(job->ctx->config, mq_qf_macro(job->qf, "_"),
+                                         mq_qf_sender(job->qf), rcpts, n);
     g_free(rcpts);
-    job->action = MQ_ACTION_DELIVER;
+}
+
+static void
+process_decide(struct process_job *job)
+{
+    const struct mq_config *c = job->ctx->config;
+
+    job->action = job->spam_stop ? job->spam_action : MQ_ACTION_DELIVER;
     for (guint i = 0; i < job->findings->len; i++) {
         struct process_finding *f = g_ptr_array_index(job->findings, i);
         f->action = mq_policy_action(c, job->direction, f->kind, f->name);
@@ -398,6 +498,7 @@ static void
 process_job_clear(struct process_job *job)
 {
     mq_message_free(&job->msg);
+    mq_spam_verdict_clear(&job->spam);
     if (job->headers != NULL)
         g_string_free(job->headers, TRUE);
     g_ptr_array_unref(job->findings);
@@ -436,6 +537,50 @@ process_subject(const struct process_job *job)
     return clean;
 }
 
+/* "spam: SCL 9, score 12.3 (RULE=1.0 ...)" or the recipient-list reason. */
+static char *
+process_spam_summary(const struct process_job *job)
+{
+    if (job->spam_reason != NULL && strcmp(job->spam_reason, "recipient_block") == 0)
+        return g_strdup("recipient_block: every recipient refuses mail from outside");
+    return g_strdup_printf("spam: SCL %u, score %.1f%s%s (%s)", job->spam.scl, job->spam.score,
+                           job->spam.list_entry ? ", " : "",
+                           job->spam.list_entry ? job->spam.list_entry : "",
+                           *job->spam.rules ? job->spam.rules : "no rules");
+}
+
+/* The headers that tell the recipient's mail client what the spam checks
+ * found, replacing any that came with the message. */
+static void
+process_spam_headers(struct process_job *job)
+{
+    const struct mq_config *c = job->ctx->config;
+    const struct mq_spam_verdict *v = &job->spam;
+    char *status;
+
+    if (!job->spam_checked)
+        return;
+    mq_qf_remove_headers(job->qf, "X-Spam-");
+    if (v->received_spf != NULL) {
+        mq_qf_remove_headers(job->qf, "Received-SPF");
+        mq_qf_add_header(job->qf, "Received-SPF", v->received_spf);
+    }
+    if (v->flagged)
+        mq_qf_add_header(job->qf, "X-Spam-Flag", "YES");
+    mq_qf_add_header(job->qf, "X-Spam-Level", mq_spam_level_stars(v->scl));
+    status = g_strdup_printf("%s, scl=%u score=%.1f store=%u gateway=%u rules=%s",
+                             v->flagged ? "Yes" : "No", v->scl, v->score,
+                             c->spam_store_threshold, c->spam_gateway_threshold,
+                             *v->rules ? v->rules : "none");
+    mq_qf_add_header(job->qf, "X-Spam-Status", status);
+    g_free(status);
+    status = g_strdup_printf("%u", v->scl);
+    mq_qf_add_header(job->qf, "X-mqscan-SCL", status);
+    g_free(status);
+    if (v->flagged && c->spam_subject_tag[0] != '\0')
+        mq_qf_prefix_header(job->qf, "Subject", c->spam_subject_tag);
+}
+
 /* Stores the original and the removed parts. Returns the entry ID or NULL. */
 static char *
 process_quarantine(struct process_job *job, GError **err)
@@ -467,6 +612,12 @@ process_quarantine(struct process_job *job, GError **err)
             g_array_append_val(parts, part);
             g_hash_table_add(seen, GINT_TO_POINTER(f->leaf + 1));
         }
+    }
+    if (job->spam_stop) {
+        g_string_append_printf(reason, "%s%s", reason->len ? ", " : "", job->spam_reason);
+        g_ptr_array_add(lines, process_spam_summary(job));
+        /* mqscan-quarantine scans such an entry before it releases it */
+        g_ptr_array_add(lines, g_strdup(MQ_QUARANTINE_NOT_VIRUS_SCANNED));
     }
     g_ptr_array_add(lines, NULL);
     rec.queue_id = job->id;
@@ -545,6 +696,55 @@ process_report_free(struct mq_process_report *rep)
     g_free(rep);
 }
 
+/* "reject": a notice goes back only to a sender we can believe (SPF pass
+ * for the envelope domain, or an internal sender); a forged sender would
+ * turn our notices into backscatter. */
+static void
+process_spam_reject(struct process_job *job, const char *qid, GString *detail)
+{
+    const struct mq_config *c = job->ctx->config;
+    const char *sender = mq_qf_sender(job->qf);
+    bool internal = mq_policy_sender_internal(c, mq_qf_macro(job->qf, "_"), sender);
+    const char *to[2] = { sender, NULL };
+    char *subject, *rcpts, *findings, *text, *date, *nid;
+    GString *list = g_string_new(NULL);
+    GError *error = NULL;
+
+    if (sender[0] == '\0' || (!job->spam.spf_pass && !internal)) {
+        g_string_append(detail, " notice=none (sender not verifiable)");
+        g_string_free(list, TRUE);
+        return;
+    }
+    for (size_t i = 0; i < mq_qf_rcpt_count(job->qf) && list->len < 1000; i++)
+        g_string_append_printf(list, "%s%s", i ? ", " : "", mq_qf_rcpt(job->qf, i, NULL));
+    rcpts = mq_log_sanitize(list->str, 1000);
+    subject = process_subject(job);
+    findings = process_spam_summary(job);
+    date = g_date_time_format(g_date_time_new_now_local(), "%a, %d %b %Y %H:%M:%S %z");
+    {
+        const char *vars[] = { "subject", subject, "recipients", rcpts, "findings", findings,
+                               "queue_id", qid ? qid : job->id, "hostname", c->hostname,
+                               "postmaster", c->postmaster, "date", date, "sender", sender,
+                               NULL };
+        text = mq_templates_render(job->ctx->templates, MQ_TEMPLATE_SPAM_REJECT, vars);
+    }
+    nid = mq_notify_send_rendered(c, job->ctx->outgoing, to, text, &error);
+    if (nid == NULL) {
+        mq_log_warn("%s: spam notice to the sender not sent: %s", job->id, error->message);
+        g_clear_error(&error);
+        g_string_append(detail, " notice=failed");
+    } else {
+        g_string_append_printf(detail, " notice=%s", nid);
+    }
+    g_free(nid);
+    g_free(text);
+    g_free(date);
+    g_free(findings);
+    g_free(subject);
+    g_free(rcpts);
+    g_string_free(list, TRUE);
+}
+
 static void
 process_act(struct process_job *job, struct mq_process_result *r)
 {
@@ -558,6 +758,15 @@ process_act(struct process_job *job, struct mq_process_result *r)
     gboolean dup = FALSE;
 
     g_string_append_printf(detail, "direction=%s", mq_policy_direction_name(job->direction));
+    if (job->spam_checked)
+        g_string_append_printf(detail, " scl=%u", job->spam.scl);
+    if (job->spam_stop)
+        g_string_append_printf(detail, " %s action=%s (not scanned for viruses)",
+                               job->spam_reason, job->ctx->config->spam_gateway_action ==
+                                                         MQ_SPAM_ACTION_REJECT &&
+                                                     strcmp(job->spam_reason, "spam") == 0
+                                                     ? "reject"
+                                                     : mq_policy_action_name(job->action));
     if (job->findings->len > 0)
         g_string_append_printf(detail, " action=%s", mq_policy_action_name(job->action));
     for (guint i = 0; i < job->findings->len; i++) {
@@ -615,6 +824,7 @@ process_act(struct process_job *job, struct mq_process_result *r)
         /* Whatever arrived with the message under this name is a forgery. */
         mq_qf_remove_headers(job->qf, PROCESS_STATUS_HEADER);
         mq_qf_add_header(job->qf, PROCESS_STATUS_HEADER, status);
+        process_spam_headers(job);
         if (mq_queue_write(job->ctx->outgoing, job->id, job->qf, df, df_len, &out_id, &dup,
                            &error) < 0)
             goto fail;
@@ -630,9 +840,13 @@ process_act(struct process_job *job, struct mq_process_result *r)
                      error->message);
         g_clear_error(&error);
     }
+    if (job->spam_stop && job->ctx->config->spam_gateway_action == MQ_SPAM_ACTION_REJECT &&
+        strcmp(job->spam_reason, "spam") == 0)
+        process_spam_reject(job, qid, detail);
     r->detail = g_string_free(detail, FALSE);
     detail = NULL;
-    if (job->action != MQ_ACTION_DELIVER)
+    /* Spam is counted and logged, not reported to the postmaster one by one. */
+    if (job->action != MQ_ACTION_DELIVER && !job->spam_stop)
         r->report = process_report(job, qid);
     goto done;
 
@@ -725,6 +939,7 @@ mq_process_message(const struct mq_process_ctx *ctx, const char *id,
     g_string_append_c(buf, '\n');
     g_string_append_len(buf, df, df_len);
 
+    process_direction(&job);
     process_check(&job, buf->str, buf->len);
     g_string_free(buf, TRUE);
     if (job.engine_error != NULL) {

@@ -32,6 +32,7 @@
 #include "mqscan/queue.h"
 #include "mqscan/rules.h"
 #include "mqscan/scanner.h"
+#include "mqscan/spam.h"
 #include "mqscan/template.h"
 
 /* Shared by the workers of one batch; all borrowed. */
@@ -43,6 +44,7 @@ struct mq_process_ctx {
     struct mq_quarantine *quarantine;
     const struct mq_rules *rules;
     const struct mq_templates *templates;
+    struct mq_spam *spam;       /* NULL: no spam checks */
 };
 
 enum mq_outcome {

@@ -392,6 +392,61 @@ mq_qf_replace_content_headers(struct mq_qf *qf, GPtrArray *headers)
 }
 
 void
+mq_qf_remove_rcpt(struct mq_qf *qf, size_t i)
+{
+    struct qf_record *r;
+    guint pos = 0;
+
+    if (i >= qf->rcpts->len)
+        mq_log_panic("mq_qf_remove_rcpt: no recipient %zu", i);
+    r = g_ptr_array_index(qf->rcpts, i);
+    if (!g_ptr_array_find(qf->records, r, &pos))
+        mq_log_panic("mq_qf_remove_rcpt: recipient not in the records");
+    r->deleted = true;
+    while (pos > 0) {
+        struct qf_record *before = g_ptr_array_index(qf->records, pos - 1);
+        if (before->deleted || (before->type != 'Q' && before->type != 'r'))
+            break;
+        before->deleted = true;
+        pos--;
+    }
+    g_ptr_array_remove_index(qf->rcpts, (guint)i);
+}
+
+void
+mq_qf_prefix_header(struct mq_qf *qf, const char *name, const char *prefix)
+{
+    GString *clean = g_string_new(NULL);
+
+    for (const char *p = prefix; *p != '\0' && clean->len < 200; p++) {
+        unsigned char c = (unsigned char)*p;
+        g_string_append_c(clean, (c < ' ' || c >= 0x7f) ? '?' : (char)c);
+    }
+    for (guint i = 0; i < qf->headers->len; i++) {
+        struct qf_record *r = g_ptr_array_index(qf->headers, i);
+        if (g_ascii_strcasecmp(r->hname, name) == 0) {
+            size_t at = (size_t)(r->hvalue - r->value);
+            GString *v = g_string_new(r->value);
+            while (at < v->len && (v->str[at] == ' ' || v->str[at] == '\t'))
+                at++;
+            g_string_insert(v, (gssize)at, " ");
+            g_string_insert(v, (gssize)at, clean->str);
+            if (at == (size_t)(r->hvalue - r->value))
+                g_string_insert_c(v, (gssize)at, ' ');
+            g_free(r->value);
+            g_free(r->hname);
+            r->value = g_string_free(v, FALSE);
+            if (!qf_split_header(r))
+                mq_log_panic("mq_qf_prefix_header: header no longer splits");
+            g_string_free(clean, TRUE);
+            return;
+        }
+    }
+    mq_qf_add_header(qf, name, clean->str);
+    g_string_free(clean, TRUE);
+}
+
+void
 mq_qf_set_recipient(struct mq_qf *qf, const char *addr)
 {
     struct qf_record *r;

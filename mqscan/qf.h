@@ -94,6 +94,16 @@ void mq_qf_replace_content_headers(struct mq_qf *qf, GPtrArray *headers);
  * spaces, '<', '>' or '"' (panics otherwise: callers validate it). */
 void mq_qf_set_recipient(struct mq_qf *qf, const char *addr);
 
+/* Removes envelope recipient i (0 <= i < mq_qf_rcpt_count()) with the DSN
+ * records (Q, r) written just before it; the indexes of later recipients
+ * shift down by one. */
+void mq_qf_remove_rcpt(struct mq_qf *qf, size_t i);
+
+/* Puts prefix and a blank in front of the value of the first header named
+ * name (any case); adds the header with the prefix alone if there is none.
+ * Bytes of prefix outside printable ASCII become '?'. */
+void mq_qf_prefix_header(struct mq_qf *qf, const char *name, const char *prefix);
+
 /* Appends the message's header block as a mail reader would see it (no
  * "?flags?", continuation lines kept, LF line ends, no trailing blank line) to
  * out. Headers still holding sendmail macros (such as Return-Path) are left

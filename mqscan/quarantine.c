@@ -1143,10 +1143,29 @@ quarantine_clean_user(const char *user)
     return g_string_free(s, FALSE);
 }
 
+bool
+mq_quarantine_info_not_virus_scanned(const struct mq_quarantine_info *info)
+{
+    for (char **f = info->findings; f != NULL && *f != NULL; f++)
+        if (strcmp(*f, MQ_QUARANTINE_NOT_VIRUS_SCANNED) == 0)
+            return true;
+    return false;
+}
+
 int
 mq_quarantine_release(struct mq_quarantine *q, struct mq_queue *out, const char *id,
                       const char *to, const char *user, time_t now, size_t max_df,
                       char **queue_id_r, GError **err)
+{
+    return mq_quarantine_release_checked(q, out, id, to, user, now, max_df, NULL, NULL,
+                                         queue_id_r, err);
+}
+
+int
+mq_quarantine_release_checked(struct mq_quarantine *q, struct mq_queue *out, const char *id,
+                              const char *to, const char *user, time_t now, size_t max_df,
+                              mq_quarantine_check_fn *check, void *check_ctx,
+                              char **queue_id_r, GError **err)
 {
     struct mq_quarantine_info *info = NULL;
     char *meta = NULL, *qf_raw = NULL, *df = NULL, *newid = NULL, *who = NULL;
@@ -1187,6 +1206,17 @@ mq_quarantine_release(struct mq_quarantine *q, struct mq_queue *out, const char 
         g_set_error(err, MQ_ERROR, e->code, "%s: qf: %s", id, e->message);
         g_error_free(e);
         goto done;
+    }
+    if (check != NULL && mq_quarantine_info_not_virus_scanned(info)) {
+        GString *whole = g_string_sized_new(df_len + 4096);
+        int verdict;
+        mq_qf_headers_text(qf, whole);
+        g_string_append_c(whole, '\n');
+        g_string_append_len(whole, df, (gssize)df_len);
+        verdict = check(whole->str, whole->len, check_ctx, err);
+        g_string_free(whole, TRUE);
+        if (verdict < 0)
+            goto done;
     }
     if (to != NULL)
         mq_qf_set_recipient(qf, to);

@@ -285,6 +285,25 @@ int mq_quarantine_release(struct mq_quarantine *quarantine, struct mq_queue *out
                           const char *id, const char *to, const char *user, time_t now,
                           size_t max_df, char **queue_id_r, GError **err);
 
+/* The findings line of an entry decided before its virus scan (spam over
+ * the gateway threshold): releasing it needs a scan first. */
+#define MQ_QUARANTINE_NOT_VIRUS_SCANNED "not scanned for viruses: decided as spam first"
+
+/* True if info's findings hold MQ_QUARANTINE_NOT_VIRUS_SCANNED. */
+bool mq_quarantine_info_not_virus_scanned(const struct mq_quarantine_info *info);
+
+/* A check of the whole message (headers, blank line, body) before release:
+ * 0 to go on, -1 with err set to refuse. */
+typedef int mq_quarantine_check_fn(const char *msg, size_t len, void *ctx, GError **err);
+
+/* mq_quarantine_release() that first runs check on an entry that was never
+ * scanned for viruses (mq_quarantine_info_not_virus_scanned()), and
+ * releases nothing if it refuses. check NULL: no check. */
+int mq_quarantine_release_checked(struct mq_quarantine *quarantine, struct mq_queue *out,
+                                  const char *id, const char *to, const char *user, time_t now,
+                                  size_t max_df, mq_quarantine_check_fn *check, void *check_ctx,
+                                  char **queue_id_r, GError **err);
+
 /* Removes entry id (see the removal rules above), and its day directory if
  * that is now empty and not today's. The entry is first renamed into DIR/tmp/,
  * so readers see it whole or not at all. Returns 0 or -1 with err set

@@ -11,6 +11,7 @@
 #include "mqscan/clamd.h"
 #include "mqscan/error.h"
 #include "mqscan/log.h"
+#include "mqscan/config.h"
 #include "mqscan/scanner.h"
 
 enum scanner_kind {
@@ -537,4 +538,21 @@ mq_scanner_scan(struct mq_scanner *scanner, const void *buf, size_t len,
     }
     mq_log_panic("mq_scanner_scan: engine %p of unknown kind %d", (void *)scanner,
                  (int)scanner->kind);
+}
+
+struct mq_scanner *
+mq_scanner_from_config(const struct mq_config *c, const char *tmp_dir, GError **err)
+{
+    struct mq_scanner_limits limits = {
+        .max_scan_size = c->clamav_max_scan_size,
+        .max_file_size = c->clamav_max_file_size,
+        .max_recursion = c->clamav_max_recursion,
+        .max_files = c->clamav_max_files,
+        .max_scan_time_ms = c->clamav_max_scan_time,
+    };
+
+    if (c->engine == MQ_ENGINE_CLAMD)
+        return mq_scanner_new_clamd((const char *const *)c->clamd_servers, c->clamd_timeout,
+                                    err);
+    return mq_scanner_new(c->clamav_database_dir, tmp_dir, &limits, err);
 }

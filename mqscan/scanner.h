@@ -63,6 +63,12 @@ struct mq_scanner *mq_scanner_new(const char *db_dir, const char *tmp_dir,
 struct mq_scanner *mq_scanner_new_clamd(const char *const *servers, unsigned timeout_ms,
                                         GError **err);
 
+/* The engine config asks for: clamd, or libclamav with config's database
+ * and limits (temporary files in tmp_dir, NULL for libclamav's default). */
+struct mq_config;
+struct mq_scanner *mq_scanner_from_config(const struct mq_config *config, const char *tmp_dir,
+                                          GError **err);
+
 /* Adds a reference; returns scanner. */
 struct mq_scanner *mq_scanner_ref(struct mq_scanner *scanner);
 /* Drops a reference and sets *scanner to NULL; frees on the last one. */

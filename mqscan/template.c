@@ -72,6 +72,7 @@ static const char *const template_file_names[MQ_TEMPLATE_COUNT] = {
     [MQ_TEMPLATE_NOTICE] = "notice.txt",
     [MQ_TEMPLATE_REPORT] = "postmaster-report.txt",
     [MQ_TEMPLATE_SENDER] = "sender-notice.txt",
+    [MQ_TEMPLATE_SPAM_REJECT] = "spam-rejected.txt",
 };
 
 /*

@@ -10,6 +10,7 @@
  *                      was removed
  *   postmaster-report.txt  the postmaster's report of one batch
  *   sender-notice.txt  to the internal sender of a blocked message
+ *   spam-rejected.txt  to the verifiable sender of a message refused as spam
  * The two mail templates start with a "Subject: ..." line, the subject of
  * the mail (so that it is translated with the text).
  * Variables are written ${name}: ${filename}, ${reason} (the text for the
@@ -37,6 +38,7 @@ enum mq_template_kind {
     MQ_TEMPLATE_NOTICE,
     MQ_TEMPLATE_REPORT,         /* postmaster-report.txt: one per batch */
     MQ_TEMPLATE_SENDER,         /* sender-notice.txt: to an internal sender */
+    MQ_TEMPLATE_SPAM_REJECT,    /* spam-rejected.txt: to a verifiable sender */
     MQ_TEMPLATE_COUNT
 };
 

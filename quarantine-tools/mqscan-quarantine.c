@@ -29,6 +29,7 @@
 #include "mqscan/fsutil.h"
 #include "mqscan/log.h"
 #include "mqscan/quarantine.h"
+#include "mqscan/scanner.h"
 #include "mqscan/queue.h"
 
 #ifndef MQ_SYSCONFDIR
@@ -307,6 +308,29 @@ invoking_user(void)
     return g_strdup_printf("uid%lu", (unsigned long)getuid());
 }
 
+/* An entry decided as spam before its virus scan is scanned now: release
+ * must never be the way an unscanned message reaches a mailbox. */
+static int
+release_check(const char *msg, size_t len, void *ctx, GError **err)
+{
+    const struct mq_config *config = ctx;
+    struct mq_scanner *scanner = mq_scanner_from_config(config, NULL, err);
+    char *name = NULL;
+    int verdict;
+
+    if (scanner == NULL)
+        return -1;
+    verdict = mq_scanner_scan(scanner, msg, len, "release", &name, err);
+    mq_scanner_unref(&scanner);
+    if (verdict == MQ_SCAN_CLEAN)
+        return 0;
+    if (verdict >= 0)
+        g_set_error(err, MQ_ERROR, MQ_ERROR_CORRUPT,
+                    "not released: the virus scan found %s", name ? name : "a problem");
+    g_free(name);
+    return -1;
+}
+
 static int
 cmd_release(const struct mq_config *config, const char *id, const char *to)
 {
@@ -326,8 +350,8 @@ cmd_release(const struct mq_config *config, const char *id, const char *to)
         status = EX_UNAVAILABLE;
         goto done;
     }
-    if (mq_quarantine_release(q, out, id, to, user, time(NULL), config->max_message_size, &qid,
-                              &e) < 0) {
+    if (mq_quarantine_release_checked(q, out, id, to, user, time(NULL), config->max_message_size,
+                                      release_check, (void *)config, &qid, &e) < 0) {
         if (qid != NULL)
             mq_log_warn("%s: released as %s by %s to %s; not recorded", id, qid, user,
                         to != NULL ? to : "the original recipients");

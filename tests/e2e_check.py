@@ -179,8 +179,14 @@ def main():
             # 4.4) and adds its own at final delivery, and drops
             # Content-Length (a mailbox artefact) and, for qf flag b, Bcc
             # when it delivers.
+            # The gateway replaces every X-Spam-* and X-mqscan* header of
+            # mail from outside with its own spam verdict.
             names = [h for h in names
-                     if h not in (b"x-mqscan", b"return-path", b"content-length", b"bcc")]
+                     if h not in (b"return-path", b"content-length", b"bcc")
+                     and not h.startswith(b"x-mqscan") and not h.startswith(b"x-spam-")]
+            scl = header_values(head, b"x-mqscan-scl")
+            if len(scl) != 1 or not scl[0].strip().isdigit():
+                fail("message %d (%s): X-mqscan-SCL headers %r" % (n, src, scl))
             if not is_subsequence(names, header_names(head)):
                 fail("message %d (%s): headers lost or reordered" % (n, src))
             clean += 1

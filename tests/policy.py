@@ -322,7 +322,7 @@ def cmd_make(queuedir, casefile, shared, which):
 
 
 LOG_RE = re.compile(r"(T\d{7}): from=<[^>]*> size=\d+ nrcpt=\d+ verdict=(\w+) "
-                    r"direction=(\w+)(?: action=([\w-]+))?(?: findings: (.*?))?"
+                    r"direction=(\w+)(?: scl=\d+)?(?: action=([\w-]+))?(?: findings: (.*?))?"
                     r"(?: quarantine=(\S+))?(?: out=\S+(?: \(already there\))?)? time=")
 
 

@@ -50,15 +50,17 @@ make_dir(const char *part_removed, const char *body_removed, const char *notice)
     char *dir = g_dir_make_tmp("mqscan-template-XXXXXX", &err);
     char *lang;
     const char *names[] = { "part-removed.txt", "body-removed.txt", "notice.txt",
-                            "postmaster-report.txt", "sender-notice.txt" };
+                            "postmaster-report.txt", "sender-notice.txt",
+                            "spam-rejected.txt" };
     const char *texts[] = { part_removed, body_removed, notice,
                             "Subject: ${count} blocked\n${entries}\n",
+                            "Subject: ${subject}\n${findings}\n",
                             "Subject: ${subject}\n${findings}\n" };
 
     g_assert_no_error(err);
     lang = g_build_filename(dir, "en", NULL);
     g_assert_cmpint(g_mkdir(lang, 0700), ==, 0);
-    for (int i = 0; i < 5; i++) {
+    for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
         char *path = g_build_filename(lang, names[i], NULL);
 
         if (texts[i] != NULL) {
