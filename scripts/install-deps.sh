@@ -9,7 +9,7 @@ packages="build-essential autoconf automake libtool pkg-config m4
   libclamav-dev libgmime-3.0-dev libglib2.0-dev libconfuse-dev
   libmagic-dev libarchive-dev clamav-daemon libsqlite3-dev sqlite3 chromium
   clamav-testfiles sendmail-bin sendmail-cf swaks python3-aiosmtpd util-linux
-  valgrind"
+  valgrind libspf2-dev dnsmasq-base spamassassin spamd spamc iproute2"
 
 missing=""
 for p in $packages; do
@@ -30,4 +30,11 @@ if [ -n "$missing" ]; then
     apt-get update -q
     # shellcheck disable=SC2086
     apt-get install -y -q --no-install-recommends $missing
+fi
+
+# The spamd package enables a system spamd (127.0.0.1:783). The tests start
+# their own on other ports and never use it; keep it off so that a test host
+# runs no spamd nobody asked for. dnsmasq-base ships no service.
+if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    systemctl disable --now spamd.service >/dev/null 2>&1 || true
 fi
