@@ -682,6 +682,12 @@ message_append_as_utf8(GString *out, const char *charset, const char *data, size
         g_string_append_unichar(out, (guchar)data[i]);
 }
 
+void
+mq_message_append_utf8(GString *out, const char *charset, const char *data, size_t len)
+{
+    message_append_as_utf8(out, charset, data, len);
+}
+
 /*
  * Writes the notice, one line at a time, with the part's own line ends and
  * then a blank line, into out. In a format=flowed part (RFC 3676) the lines

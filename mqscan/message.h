@@ -5,7 +5,7 @@
  * mq_message_foreach_leaf(), mq_message_replace_leaf(),
  * mq_message_replace_body(), mq_message_body_replaced(),
  * mq_message_write_body(), mq_message_content_headers(),
- * mq_message_prepend_notice().
+ * mq_message_prepend_notice(), mq_message_append_utf8().
  *
  * The message is built from the header block and the body that the caller
  * assembles (sendmail keeps them in different files). Leaves are every
@@ -111,5 +111,13 @@ int mq_message_write_body(struct mq_message *msg, GByteArray *out, GError **err)
  * then, if the message had no MIME-Version header, "MIME-Version: 1.0" comes
  * first. Caller frees with g_ptr_array_unref(). */
 GPtrArray *mq_message_content_headers(struct mq_message *msg);
+
+/* Appends len bytes of text in charset (a MIME charset name, or NULL when
+ * none was declared) to out as valid UTF-8, as mq_message_prepend_notice()
+ * reads a part: a charset iconv knows is used; without one, or with
+ * US-ASCII or an unknown name, UTF-8 if the bytes are UTF-8, else
+ * Windows-1252. Bytes the charset cannot decode become U+FFFD. Never fails;
+ * out grows by at most a few times len. */
+void mq_message_append_utf8(GString *out, const char *charset, const char *data, size_t len);
 
 #endif

@@ -1111,6 +1111,64 @@ done:
     return out;
 }
 
+/* Reads and parses entryfd's qf, and reads its df (at most max_df bytes)
+ * into *df_r (caller frees). Returns the qf (caller frees with mq_qf_free())
+ * or NULL with err set. */
+static struct mq_qf *
+quarantine_read_message(int entryfd, const char *id, size_t max_df, char **df_r,
+                        size_t *df_len_r, GError **err)
+{
+    struct mq_qf *qf = NULL;
+    GError *e = NULL;
+    char *raw = NULL;
+    size_t len = 0;
+
+    if (quarantine_read_file(entryfd, id, "qf", MQ_QF_MAX_SIZE, &raw, &len, err) < 0)
+        return NULL;
+    qf = mq_qf_parse(raw, len, &e);
+    g_free(raw);
+    if (qf == NULL) {
+        g_set_error(err, MQ_ERROR, e->code, "%s: qf: %s", id, e->message);
+        g_error_free(e);
+        return NULL;
+    }
+    if (quarantine_read_file(entryfd, id, "df", max_df, df_r, df_len_r, err) < 0)
+        mq_qf_free(&qf);
+    return qf;
+}
+
+int
+mq_quarantine_original(struct mq_quarantine *q, const char *id, size_t max_df, char **msg_r,
+                       size_t *len_r, GError **err)
+{
+    struct mq_qf *qf = NULL;
+    GString *out = NULL;
+    char *df = NULL;
+    size_t df_len = 0;
+    int fd, ret = -1;
+
+    *msg_r = NULL;
+    *len_r = 0;
+    fd = quarantine_open_entry(q, id, NULL, err);
+    if (fd < 0)
+        return -1;
+    qf = quarantine_read_message(fd, id, max_df, &df, &df_len, err);
+    if (qf == NULL)
+        goto done;
+    out = g_string_sized_new(df_len + 4096);
+    mq_qf_headers_text(qf, out);         /* every line ends in LF */
+    g_string_append_c(out, '\n');
+    g_string_append_len(out, df, (gssize)df_len);
+    *len_r = out->len;
+    *msg_r = g_string_free(out, FALSE);
+    ret = 0;
+done:
+    mq_qf_free(&qf);
+    g_free(df);
+    close(fd);
+    return ret;
+}
+
 /* ---- release ------------------------------------------------------------------------ */
 
 /* Takes the entry's lock: a release and a delete of one entry never run at
@@ -1168,9 +1226,9 @@ mq_quarantine_release_checked(struct mq_quarantine *q, struct mq_queue *out, con
                               char **queue_id_r, GError **err)
 {
     struct mq_quarantine_info *info = NULL;
-    char *meta = NULL, *qf_raw = NULL, *df = NULL, *newid = NULL, *who = NULL;
+    char *meta = NULL, *df = NULL, *newid = NULL, *who = NULL;
     char cand[MQ_ID_MAX + 1];
-    size_t meta_len, qf_len = 0, df_len = 0, base_len;
+    size_t meta_len, df_len = 0, base_len;
     struct mq_qf *qf = NULL;
     GString *text = NULL;
     gboolean dup = FALSE;
@@ -1198,15 +1256,9 @@ mq_quarantine_release_checked(struct mq_quarantine *q, struct mq_queue *out, con
         g_set_error(err, MQ_ERROR, MQ_ERROR_CORRUPT, "%s: meta does not end in \"end\"", id);
         goto done;
     }
-    if (quarantine_read_file(fd, id, "qf", MQ_QF_MAX_SIZE, &qf_raw, &qf_len, err) < 0 ||
-        quarantine_read_file(fd, id, "df", max_df, &df, &df_len, err) < 0)
+    qf = quarantine_read_message(fd, id, max_df, &df, &df_len, err);
+    if (qf == NULL)
         goto done;
-    qf = mq_qf_parse(qf_raw, qf_len, &e);
-    if (qf == NULL) {
-        g_set_error(err, MQ_ERROR, e->code, "%s: qf: %s", id, e->message);
-        g_error_free(e);
-        goto done;
-    }
     if (check != NULL && mq_quarantine_info_not_virus_scanned(info)) {
         GString *whole = g_string_sized_new(df_len + 4096);
         int verdict;
@@ -1280,7 +1332,6 @@ done:
     g_free(newid);
     mq_qf_free(&qf);
     g_free(df);
-    g_free(qf_raw);
     g_free(meta);
     mq_quarantine_info_free(&info);
     if (fd >= 0)

@@ -5,7 +5,8 @@
  * mq_quarantine_free(), mq_quarantine_path(), mq_quarantine_store(),
  * mq_quarantine_id_ok(), mq_quarantine_addr_ok(), mq_quarantine_meta_parse(),
  * mq_quarantine_info_free(), mq_quarantine_read(), mq_quarantine_list(),
- * mq_quarantine_files(), mq_quarantine_headers(), mq_quarantine_release(),
+ * mq_quarantine_files(), mq_quarantine_headers(), mq_quarantine_original(),
+ * mq_quarantine_release(),
  * mq_quarantine_delete(), mq_quarantine_purge().
  *
  * Layout: DIR/YYYYMMDD/QUEUEID-RANDOM/ holding "qf" and "df" (the message
@@ -256,6 +257,14 @@ GPtrArray *mq_quarantine_files(struct mq_quarantine *quarantine, const char *id,
  * set if the qf cannot be read or parsed. */
 GPtrArray *mq_quarantine_headers(struct mq_quarantine *quarantine, const char *id,
                                  const char *const *names, GError **err);
+
+/* The original message of entry id as a mail reader would see it: the
+ * qf's header block (mq_qf_headers_text()), an empty line, and the df (at
+ * most max_df bytes; a regular file with one link, as every file read
+ * here). Returns 0 and *msg_r (caller frees with g_free(); *len_r bytes, NUL
+ * terminated), or -1 with err set as for mq_quarantine_headers(). */
+int mq_quarantine_original(struct mq_quarantine *quarantine, const char *id, size_t max_df,
+                           char **msg_r, size_t *len_r, GError **err);
 
 /* ---- acting ---------------------------------------------------------------- */
 
