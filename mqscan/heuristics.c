@@ -26,17 +26,20 @@ struct heur_rule {
 
 /* Default weights. A rule's weight reflects how much more often it fires on
  * spam than on legitimate mail, and no single header rule is meant to reach
- * the store threshold on its own. */
+ * the store threshold on its own. The BAYES_* weights were set with
+ * "make bench-spam" (10-fold cross-validation on the shared corpus): from a
+ * classifier probability of 0.8 up, the classifier alone reaches the
+ * default store threshold (SCL 5). */
 static const struct heur_rule heur_rules[] = {
     { "MISSING_DATE", 1.0, "no Date header" },
     { "BAD_DATE", 1.0, "a Date header that does not parse" },
     { "DATE_IN_FUTURE", 1.5, "Date more than a day after the message was received" },
-    { "DATE_IN_PAST", 1.0, "Date more than four days before the message was received" },
+    { "DATE_IN_PAST", 0.5, "Date more than four days before the message was received" },
     { "MISSING_MESSAGE_ID", 1.0, "no Message-ID header" },
     { "BAD_MESSAGE_ID", 1.0, "a Message-ID that is not <local@domain>" },
     { "MISSING_FROM", 1.5, "no From header" },
     { "FROM_NO_ADDRESS", 1.0, "a From header without a usable address" },
-    { "FROM_ENVELOPE_MISMATCH", 0.3, "From domain differs from the envelope sender's" },
+    { "FROM_ENVELOPE_MISMATCH", 0.2, "From domain differs from the envelope sender's" },
     { "MISSING_SUBJECT", 0.8, "no Subject header" },
     { "EMPTY_SUBJECT", 0.8, "an empty Subject" },
     { "SUBJECT_ALL_CAPS", 1.2, "a Subject written in capitals" },
@@ -64,12 +67,12 @@ static const struct heur_rule heur_rules[] = {
     { "BAYES_05", -1.5, "token classifier: 1% to 5%" },
     { "BAYES_20", -0.5, "token classifier: 5% to 20%" },
     { "BAYES_40", 0.0, "token classifier: 20% to 40%" },
-    { "BAYES_50", 0.5, "token classifier: 40% to 60%" },
-    { "BAYES_60", 1.5, "token classifier: 60% to 80%" },
-    { "BAYES_80", 3.0, "token classifier: 80% to 95%" },
-    { "BAYES_95", 4.5, "token classifier: 95% to 99%" },
+    { "BAYES_50", 1.5, "token classifier: 40% to 60%" },
+    { "BAYES_60", 3.5, "token classifier: 60% to 80%" },
+    { "BAYES_80", 5.0, "token classifier: 80% to 95%" },
+    { "BAYES_95", 5.5, "token classifier: 95% to 99%" },
     { "BAYES_99", 6.0, "token classifier: 99% or more" },
-    { "SPAMD", 1.0, "SpamAssassin's score, in points per point over 0" },
+    { "SPAMD", 0.5, "SpamAssassin's score: this weight times (score - 3), from -3 to 9" },
 };
 
 #define HEUR_RULE_COUNT G_N_ELEMENTS(heur_rules)

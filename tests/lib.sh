@@ -63,6 +63,17 @@ postmaster = "postmaster@mqscan.test"
 local_domains = { "mqscan.test" }
 batch_max_wait = 0.2
 rescan_interval = 5
+# Spam checks with the shipped word file and no site lists; no SPF (the
+# system resolver is not ours to depend on) and no classifier unless a
+# test sets them up itself.
+spam_words = "$MQ_CONFDIR/spam.words"
+sender_allow = ""
+sender_block = ""
+recipient_block = ""
+ip_allow = ""
+ip_block = ""
+spf_check = false
+bayes_db = ""
 CONF
 }
 

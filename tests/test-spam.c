@@ -392,7 +392,7 @@ make_config(const char *extra)
 {
     char *words = g_build_filename(tmpdir, "none", NULL);
     char *text = g_strdup_printf("incoming_queue_dir = \"%s/in\"\noutgoing_queue_dir = \"%s/out\"\n"
-                                 "spam_words = \"\"\nbayes_db = \"\"\n"
+                                 "spam_words = \"\"\nbayes_db = \"\"\nspf_check = false\n"
                                  "sender_allow = \"%s/allow\"\nsender_block = \"%s/block\"\n"
                                  "recipient_block = \"%s/rblock\"\nip_allow = \"%s/ipallow\"\n"
                                  "ip_block = \"%s/ipblock\"\n%s",
