@@ -33,6 +33,9 @@ t_write_config "$T/mqscan.conf" "$T"
 echo 'internal_networks = { "192.0.2.0/24" }' >> "$T/mqscan.conf"
 # This test follows the mail; notifications have their own (ops-e2e.sh).
 echo 'notify_postmaster = false' >> "$T/mqscan.conf"
+# Spam is scored and flagged here (X-mqscan-SCL is checked) but never
+# stopped: every message must arrive. spam-e2e.sh covers the gateway.
+echo 'spam_gateway_threshold = 10' >> "$T/mqscan.conf"
 
 specs=()
 i=0; for f in "$corpus"/ham/*.eml; do i=$((i+1)); [ $((i % 10)) = 0 ] && specs+=("clean:$f"); done
@@ -93,6 +96,7 @@ t_write_config "$T/mqscan.conf" "$T"
 echo 'hostname = "before-reload.mqscan.test"' >> "$T/mqscan.conf"
 echo 'internal_networks = { "192.0.2.0/24" }' >> "$T/mqscan.conf"
 echo 'notify_postmaster = false' >> "$T/mqscan.conf"
+echo 'spam_gateway_threshold = 10' >> "$T/mqscan.conf"
 "$MQSCAND" -c "$T/mqscan.conf" || t_fail "mqscand did not start as a daemon"
 for i in $(seq 1 50); do [ -s "$T/mqscand.pid" ] && break; sleep 0.1; done
 MQPID=$(cat "$T/mqscand.pid" 2>/dev/null)
