@@ -3,14 +3,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <netdb.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/types.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <glib.h>
@@ -18,6 +16,7 @@
 #include "mqscan/clamd.h"
 #include "mqscan/error.h"
 #include "mqscan/log.h"
+#include "mqscan/sockio.h"
 
 /*
  * A client for clamd's INSTREAM protocol with failover between servers.
@@ -42,16 +41,8 @@
 #define CLAMD_NAME_MAX 200          /* a signature name is cut to this */
 #define CLAMD_ERRTEXT_MAX 120       /* server text quoted in an error */
 
-struct clamd_server {
-    char *spec;                 /* as configured: "unix:/p" or "tcp:h:p" */
-    bool is_unix;
-    char *path;                 /* unix */
-    char *host;                 /* tcp: name or address, without [] */
-    char *port;                 /* tcp: decimal */
-};
-
 struct mq_clamd {
-    struct clamd_server *servers;
+    struct mq_sock_spec *servers;
     unsigned n_servers;
     unsigned timeout_ms;
     gint next;                  /* start index of the next scan (rotates) */
@@ -82,112 +73,11 @@ clamd_sanitize(const char *s, size_t len, size_t max, bool keep_space)
     return out;
 }
 
-/* ---- server strings -------------------------------------------------------- */
-
-static void
-clamd_server_clear(struct clamd_server *s)
-{
-    g_free(s->spec);
-    g_free(s->path);
-    g_free(s->host);
-    g_free(s->port);
-    memset(s, 0, sizeof(*s));
-}
-
-static bool
-clamd_printable(const char *s)
-{
-    for (; *s != '\0'; s++)
-        if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f)
-            return false;
-    return true;
-}
-
-/* "unix:/absolute/path" or "tcp:host:port" ("tcp:[v6addr]:port"). The port
- * is numeric, 1-65535; the host is resolved at each connect. */
-static int
-clamd_server_parse(const char *spec, struct clamd_server *s, GError **err)
-{
-    char *bad = NULL;
-    int rc = -1;
-
-    memset(s, 0, sizeof(*s));
-    if (spec == NULL || spec[0] == '\0' || strlen(spec) > 1024 || !clamd_printable(spec)) {
-        bad = spec == NULL ? g_strdup("(null)") : clamd_sanitize(spec, strlen(spec), 80, false);
-        g_set_error(err, MQ_ERROR, MQ_ERROR_CONFIG,
-                    "clamd server \"%s\": empty, too long or not printable", bad);
-        goto out;
-    }
-    if (g_str_has_prefix(spec, "unix:")) {
-        const char *path = spec + 5;
-        struct sockaddr_un sun;
-
-        if (path[0] != '/') {
-            g_set_error(err, MQ_ERROR, MQ_ERROR_CONFIG,
-                        "clamd server \"%s\": the socket path must be absolute", spec);
-            goto out;
-        }
-        if (strlen(path) >= sizeof(sun.sun_path)) {
-            g_set_error(err, MQ_ERROR, MQ_ERROR_CONFIG,
-                        "clamd server \"%s\": socket path longer than %zu bytes", spec,
-                        sizeof(sun.sun_path) - 1);
-            goto out;
-        }
-        s->is_unix = true;
-        s->path = g_strdup(path);
-    } else if (g_str_has_prefix(spec, "tcp:")) {
-        const char *hp = spec + 4;
-        const char *colon = strrchr(hp, ':');
-        guint64 port = 0;
-        char *host;
-
-        if (colon == NULL || colon == hp
-            || !g_ascii_string_to_unsigned(colon + 1, 10, 1, 65535, &port, NULL)) {
-            g_set_error(err, MQ_ERROR, MQ_ERROR_CONFIG,
-                        "clamd server \"%s\": expected tcp:HOST:PORT with a port of 1-65535",
-                        spec);
-            goto out;
-        }
-        host = g_strndup(hp, (gsize)(colon - hp));
-        if (host[0] == '[') {
-            size_t n = strlen(host);
-
-            if (n < 3 || host[n - 1] != ']') {
-                g_free(host);
-                g_set_error(err, MQ_ERROR, MQ_ERROR_CONFIG,
-                            "clamd server \"%s\": unbalanced [ ] around the address", spec);
-                goto out;
-            }
-            memmove(host, host + 1, n - 2);
-            host[n - 2] = '\0';
-        } else if (strchr(host, ':') != NULL || strchr(host, ']') != NULL) {
-            g_free(host);
-            g_set_error(err, MQ_ERROR, MQ_ERROR_CONFIG,
-                        "clamd server \"%s\": write an IPv6 address as tcp:[ADDR]:PORT", spec);
-            goto out;
-        }
-        s->host = host;
-        s->port = g_strdup_printf("%u", (unsigned)port);
-    } else {
-        g_set_error(err, MQ_ERROR, MQ_ERROR_CONFIG,
-                    "clamd server \"%s\": expected unix:/PATH or tcp:HOST:PORT", spec);
-        goto out;
-    }
-    s->spec = g_strdup(spec);
-    rc = 0;
-
-out:
-    g_free(bad);
-    if (rc < 0)
-        clamd_server_clear(s);
-    return rc;
-}
-
 struct mq_clamd *
 mq_clamd_new(const char *const *servers, unsigned timeout_ms, GError **err)
 {
     struct mq_clamd *clamd = NULL;
-    struct clamd_server *list = NULL;
+    struct mq_sock_spec *list = NULL;
     unsigned n = 0, parsed = 0;
 
     while (servers != NULL && servers[n] != NULL)
@@ -202,9 +92,9 @@ mq_clamd_new(const char *const *servers, unsigned timeout_ms, GError **err)
                     "clamd timeout of %u ms is out of range", timeout_ms);
         goto out;
     }
-    list = g_new0(struct clamd_server, n);
+    list = g_new0(struct mq_sock_spec, n);
     for (parsed = 0; parsed < n; parsed++)
-        if (clamd_server_parse(servers[parsed], &list[parsed], err) < 0)
+        if (mq_sock_spec_parse(servers[parsed], "clamd server", &list[parsed], err) < 0)
             goto out;
 
     clamd = g_new0(struct mq_clamd, 1);
@@ -216,7 +106,7 @@ mq_clamd_new(const char *const *servers, unsigned timeout_ms, GError **err)
 out:
     if (list != NULL) {
         for (unsigned i = 0; i < parsed; i++)
-            clamd_server_clear(&list[i]);
+            mq_sock_spec_clear(&list[i]);
         g_free(list);
     }
     return clamd;
@@ -234,135 +124,19 @@ mq_clamd_free(struct mq_clamd **clamdp)
     if (clamd == NULL)
         return;
     for (unsigned i = 0; i < clamd->n_servers; i++)
-        clamd_server_clear(&clamd->servers[i]);
+        mq_sock_spec_clear(&clamd->servers[i]);
     g_free(clamd->servers);
     g_free(clamd);
 }
 
 /* ---- I/O with deadlines ---------------------------------------------------- */
 
-/* Milliseconds left until deadline (monotonic µs), 0 if past. */
+/* Connects to a server within the client's timeout (see sockio.h). */
 static int
-clamd_remaining_ms(gint64 deadline)
+clamd_connect(const struct mq_clamd *clamd, const struct mq_sock_spec *s, char **why_r)
 {
-    gint64 left = deadline - g_get_monotonic_time();
-
-    if (left <= 0)
-        return 0;
-    left = (left + 999) / 1000;
-    return left > INT_MAX ? INT_MAX : (int)left;
-}
-
-/* Waits for events on fd until deadline. Returns 1 when ready, 0 on
- * timeout, -1 with errno on failure. EINTR restarts with the time left. */
-static int
-clamd_wait(int fd, short events, gint64 deadline)
-{
-    for (;;) {
-        struct pollfd pfd = { .fd = fd, .events = events };
-        int ms = clamd_remaining_ms(deadline);
-        int rc = poll(&pfd, 1, ms);
-
-        if (rc > 0)
-            return 1;
-        if (rc == 0)
-            return 0;
-        if (errno != EINTR)
-            return -1;
-    }
-}
-
-/* Connects to one address before deadline. Returns the connected,
- * nonblocking socket or -1 with *why_r. */
-static int
-clamd_connect_addr(const struct sockaddr *sa, socklen_t salen, gint64 deadline,
-                   unsigned timeout_ms, char **why_r)
-{
-    int fd = -1, soerr = 0, rc;
-    bool ok = false;
-    socklen_t optlen = sizeof(soerr);
-
-    fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        *why_r = g_strdup_printf("socket: %s", g_strerror(errno));
-        goto out;
-    }
-    if (connect(fd, sa, salen) == 0) {
-        ok = true;
-        goto out;
-    }
-    if (errno != EINPROGRESS && errno != EINTR) {
-        /* EAGAIN here is a Unix socket whose listen queue is full. */
-        *why_r = g_strdup_printf("connect: %s", g_strerror(errno));
-        goto out;
-    }
-    rc = clamd_wait(fd, POLLOUT, deadline);
-    if (rc == 0) {
-        *why_r = g_strdup_printf("connect timed out after %u ms", timeout_ms);
-        goto out;
-    }
-    if (rc < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &optlen) < 0) {
-        *why_r = g_strdup_printf("connect: %s", g_strerror(errno));
-        goto out;
-    }
-    if (soerr != 0) {
-        *why_r = g_strdup_printf("connect: %s", g_strerror(soerr));
-        goto out;
-    }
-    ok = true;
-
-out:
-    if (!ok && fd >= 0) {
-        close(fd);
-        fd = -1;
-    }
-    return fd;
-}
-
-/* Connects to a server within timeout_ms; a host name may give several
- * addresses, which share that deadline. XXX getaddrinfo() itself has no
- * timeout: a name that needs a slow DNS lookup can take longer; use
- * addresses (or /etc/hosts names) for clamd servers. */
-static int
-clamd_connect(const struct mq_clamd *clamd, const struct clamd_server *s, char **why_r)
-{
-    gint64 deadline = g_get_monotonic_time() + (gint64)clamd->timeout_ms * 1000;
-    struct addrinfo hints, *res = NULL;
-    int fd = -1, rc;
-
-    if (s->is_unix) {
-        struct sockaddr_un sun;
-
-        memset(&sun, 0, sizeof(sun));
-        sun.sun_family = AF_UNIX;
-        /* Length checked in clamd_server_parse(). */
-        memcpy(sun.sun_path, s->path, strlen(s->path) + 1);
-        return clamd_connect_addr((const struct sockaddr *)&sun, sizeof(sun), deadline,
-                                  clamd->timeout_ms, why_r);
-    }
-
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV;
-    rc = getaddrinfo(s->host, s->port, &hints, &res);
-    if (rc != 0) {
-        *why_r = g_strdup_printf("cannot resolve %s: %s", s->host,
-                                 rc == EAI_SYSTEM ? g_strerror(errno) : gai_strerror(rc));
-        goto out;
-    }
-    for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
-        g_clear_pointer(why_r, g_free);
-        fd = clamd_connect_addr(ai->ai_addr, ai->ai_addrlen, deadline, clamd->timeout_ms,
-                                why_r);
-        if (fd >= 0 || clamd_remaining_ms(deadline) == 0)
-            break;
-    }
-
-out:
-    if (res != NULL)
-        freeaddrinfo(res);
-    return fd;
+    return mq_sock_connect(s, g_get_monotonic_time() + (gint64)clamd->timeout_ms * 1000,
+                           clamd->timeout_ms, why_r);
 }
 
 /* Sends all len bytes; fails when the peer takes nothing for timeout_ms.
@@ -383,7 +157,7 @@ clamd_send_all(int fd, const void *buf, size_t len, int flags, unsigned timeout_
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            int rc = clamd_wait(fd, POLLOUT,
+            int rc = mq_sock_wait(fd, POLLOUT,
                                 g_get_monotonic_time() + (gint64)timeout_ms * 1000);
 
             if (rc == 0)
@@ -442,7 +216,7 @@ clamd_read_reply(int fd, char *buf, gint64 deadline, unsigned timeout_ms, char *
             *why_r = g_strdup_printf("reply longer than %d bytes", CLAMD_REPLY_MAX);
             return -1;
         }
-        rc = clamd_wait(fd, POLLIN, deadline);
+        rc = mq_sock_wait(fd, POLLIN, deadline);
         if (rc == 0) {
             *why_r = g_strdup_printf("timed out after %u ms waiting for the reply", timeout_ms);
             return -1;
@@ -532,7 +306,7 @@ clamd_parse_scan_reply(const char *reply, size_t len, char **name_r, char **why_
 /* One INSTREAM exchange. Returns an mq_clamd_reply or CLAMD_OUT_FAILED with
  * *why_r (owned by the caller). */
 static int
-clamd_scan_one(const struct mq_clamd *clamd, const struct clamd_server *s, const void *buf,
+clamd_scan_one(const struct mq_clamd *clamd, const struct mq_sock_spec *s, const void *buf,
                size_t len, char **name_r, char **why_r)
 {
     char reply[CLAMD_REPLY_MAX + 1];
@@ -585,7 +359,7 @@ out:
 
 /* Adds "SPEC: WHY" to the list of failures for the final error. */
 static void
-clamd_note_failure(GString *failures, const struct clamd_server *s, const char *why)
+clamd_note_failure(GString *failures, const struct mq_sock_spec *s, const char *why)
 {
     if (failures->len > 0)
         g_string_append(failures, "; ");
@@ -608,7 +382,7 @@ mq_clamd_scan(struct mq_clamd *clamd, const void *buf, size_t len, char **name_r
     start = (unsigned)g_atomic_int_add(&clamd->next, 1) % clamd->n_servers;
     failures = g_string_new(NULL);
     for (unsigned i = 0; i < clamd->n_servers; i++) {
-        const struct clamd_server *s = &clamd->servers[(start + i) % clamd->n_servers];
+        const struct mq_sock_spec *s = &clamd->servers[(start + i) % clamd->n_servers];
         char *why = NULL;
         int rc = clamd_scan_one(clamd, s, buf, len, name_r, &why);
 
@@ -639,7 +413,7 @@ mq_clamd_version(struct mq_clamd *clamd, GError **err)
         mq_log_panic("mq_clamd_version: NULL client");
     failures = g_string_new(NULL);
     for (unsigned i = 0; i < clamd->n_servers && version == NULL; i++) {
-        const struct clamd_server *s = &clamd->servers[i];
+        const struct mq_sock_spec *s = &clamd->servers[i];
         char reply[CLAMD_REPLY_MAX + 1];
         char *why = NULL;
         ssize_t rlen = -1;

@@ -16,6 +16,7 @@
 #include "mqscan/config.h"
 #include "mqscan/error.h"
 #include "mqscan/fsutil.h"
+#include "mqscan/sockio.h"
 
 #ifndef MQ_LOCALSTATEDIR
 #define MQ_LOCALSTATEDIR "/var"
@@ -184,33 +185,23 @@ static const char *const config_dir_opts[] = {
     "filename_rules", "filetype_rules", "template_dir",
 };
 
+/* The index of s in names[n] into *index_r (if not NULL). */
 static bool
-config_spam_action_parse(const char *s, enum mq_spam_action *action_r)
+config_choice(const char *const *names, size_t n, const char *s, int *index_r)
 {
-    static const char *const names[] = { "none", "quarantine", "reject", "delete" };
-    for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
+    for (size_t i = 0; i < n; i++) {
         if (strcmp(s, names[i]) == 0) {
-            if (action_r != NULL)
-                *action_r = (enum mq_spam_action)i;
+            if (index_r != NULL)
+                *index_r = (int)i;
             return true;
         }
     }
     return false;
 }
 
-static bool
-config_null_sender_parse(const char *s, enum mq_null_sender *r)
-{
-    static const char *const names[] = { "score", "accept", "block" };
-    for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
-        if (strcmp(s, names[i]) == 0) {
-            if (r != NULL)
-                *r = (enum mq_null_sender)i;
-            return true;
-        }
-    }
-    return false;
-}
+/* In enum order: enum mq_spam_action, enum mq_null_sender. */
+static const char *const config_spam_actions[] = { "none", "quarantine", "reject", "delete" };
+static const char *const config_null_senders[] = { "score", "accept", "block" };
 
 static bool
 config_parse_size(const char *s, uint64_t *value_r)
@@ -367,12 +358,12 @@ config_validate_choice(cfg_t *cfg, cfg_opt_t *opt)
             return -1;
         }
     } else if (strcmp(name, "spam_gateway_action") == 0) {
-        if (s == NULL || !config_spam_action_parse(s, NULL)) {
+        if (s == NULL || !config_choice(config_spam_actions, G_N_ELEMENTS(config_spam_actions), s, NULL)) {
             cfg_error(cfg, "spam_gateway_action must be none, quarantine, reject or delete");
             return -1;
         }
     } else if (strcmp(name, "spam_null_sender") == 0) {
-        if (s == NULL || !config_null_sender_parse(s, NULL)) {
+        if (s == NULL || !config_choice(config_null_senders, G_N_ELEMENTS(config_null_senders), s, NULL)) {
             cfg_error(cfg, "spam_null_sender must be score, accept or block");
             return -1;
         }
@@ -491,24 +482,6 @@ config_validate_dns_server(cfg_t *cfg, cfg_opt_t *opt)
 }
 
 static int
-config_validate_spamd(cfg_t *cfg, cfg_opt_t *opt)
-{
-    const char *s = cfg_opt_getnstr(opt, cfg_opt_size(opt) - 1);
-    const char *colon;
-    uint64_t port;
-
-    if (s == NULL || s[0] == '\0')
-        return 0;
-    if (g_str_has_prefix(s, "unix:/") && strlen(s) < 100)
-        return 0;
-    if (g_str_has_prefix(s, "tcp:") && (colon = strrchr(s + 4, ':')) != NULL &&
-        colon > s + 4 && mq_fs_parse_uint(colon + 1, 1, 65535, &port))
-        return 0;
-    cfg_error(cfg, "spamd_server: \"%s\" is neither \"unix:/path\" nor \"tcp:host:port\"", s);
-    return -1;
-}
-
-static int
 config_validate_text(cfg_t *cfg, cfg_opt_t *opt)
 {
     const char *s = cfg_opt_getnstr(opt, cfg_opt_size(opt) - 1);
@@ -591,20 +564,23 @@ config_blank_comments(char *s, size_t len)
     }
 }
 
+/* A server string as clamd.c and spamd.c take it (sockio.h); "" is allowed
+ * where the option can be off (spamd_server). */
 static int
-config_validate_clamd(cfg_t *cfg, cfg_opt_t *opt)
+config_validate_server(cfg_t *cfg, cfg_opt_t *opt)
 {
     const char *s = cfg_opt_getnstr(opt, cfg_opt_size(opt) - 1);
-    const char *colon;
-    uint64_t port;
+    struct mq_sock_spec spec;
+    GError *error = NULL;
 
-    if (s != NULL && g_str_has_prefix(s, "unix:/") && strlen(s) < 100)
+    if (s != NULL && s[0] == '\0' && strcmp(cfg_opt_name(opt), "spamd_server") == 0)
         return 0;
-    if (s != NULL && g_str_has_prefix(s, "tcp:") && (colon = strrchr(s + 4, ':')) != NULL &&
-        colon > s + 4 && mq_fs_parse_uint(colon + 1, 1, 65535, &port))
+    if (mq_sock_spec_parse(s, cfg_opt_name(opt), &spec, &error) == 0) {
+        mq_sock_spec_clear(&spec);
         return 0;
-    cfg_error(cfg, "clamd_servers: \"%s\" is neither \"unix:/path\" nor \"tcp:host:port\"",
-              s ? s : "");
+    }
+    cfg_error(cfg, "%s", error->message);
+    g_error_free(error);
     return -1;
 }
 
@@ -719,7 +695,7 @@ mq_config_load(const char *path, GError **err)
     struct stat st;
     char *text = NULL;
     gsize text_len = 0;
-    int rc;
+    int rc, choice = 0;
     size_t n;
 
     cfg = cfg_init(config_opts, CFGF_NONE);
@@ -746,10 +722,10 @@ mq_config_load(const char *path, GError **err)
     cfg_set_validate_func(cfg, "spam_rule_weights", config_validate_rule_weight);
     cfg_set_validate_func(cfg, "dnsbl_zones", config_validate_dnsbl_zone);
     cfg_set_validate_func(cfg, "dnsbl_server", config_validate_dns_server);
-    cfg_set_validate_func(cfg, "spamd_server", config_validate_spamd);
+    cfg_set_validate_func(cfg, "spamd_server", config_validate_server);
     for (size_t i = 0; i < G_N_ELEMENTS(config_optional_path_opts); i++)
         cfg_set_validate_func(cfg, config_optional_path_opts[i], config_validate_optional_path);
-    cfg_set_validate_func(cfg, "clamd_servers", config_validate_clamd);
+    cfg_set_validate_func(cfg, "clamd_servers", config_validate_server);
     cfg_set_validate_func(cfg, "mass_mailer_patterns", config_validate_pattern);
     cfg_set_validate_func(cfg, "policy", config_validate_policy);
     for (size_t i = 0; i < MQ_FINDING_COUNT; i++) {
@@ -869,7 +845,9 @@ mq_config_load(const char *path, GError **err)
     c->spam_checks = cfg_getbool(cfg, "spam_checks");
     c->spam_store_threshold = (unsigned)cfg_getint(cfg, "spam_store_threshold");
     c->spam_gateway_threshold = (unsigned)cfg_getint(cfg, "spam_gateway_threshold");
-    config_spam_action_parse(cfg_getstr(cfg, "spam_gateway_action"), &c->spam_gateway_action);
+    config_choice(config_spam_actions, G_N_ELEMENTS(config_spam_actions),
+                  cfg_getstr(cfg, "spam_gateway_action"), &choice);
+    c->spam_gateway_action = (enum mq_spam_action)choice;
     c->spam_subject_tag = config_dup_str(cfg, "spam_subject_tag");
     c->spam_words = config_dup_str(cfg, "spam_words");
     c->spam_rule_weights = config_dup_list(cfg, "spam_rule_weights", false);
@@ -878,7 +856,9 @@ mq_config_load(const char *path, GError **err)
     c->recipient_block = config_dup_str(cfg, "recipient_block");
     c->ip_allow = config_dup_str(cfg, "ip_allow");
     c->ip_block = config_dup_str(cfg, "ip_block");
-    config_null_sender_parse(cfg_getstr(cfg, "spam_null_sender"), &c->spam_null_sender);
+    config_choice(config_null_senders, G_N_ELEMENTS(config_null_senders),
+                  cfg_getstr(cfg, "spam_null_sender"), &choice);
+    c->spam_null_sender = (enum mq_null_sender)choice;
     c->dnsbl_zones = config_dup_list(cfg, "dnsbl_zones", true);
     c->dnsbl_server = config_dup_str(cfg, "dnsbl_server");
     c->dnsbl_timeout = (unsigned)cfg_getint(cfg, "dnsbl_timeout");

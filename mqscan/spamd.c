@@ -3,20 +3,19 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
-#include <netdb.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/types.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <glib.h>
 
 #include "mqscan/error.h"
 #include "mqscan/log.h"
+#include "mqscan/sockio.h"
 #include "mqscan/spamd.h"
 
 /*
@@ -45,11 +44,8 @@
 #define SPAMD_TEXT_MAX 120          /* server text quoted in an error */
 
 struct mq_spamd {
-    char *spec;
-    bool is_unix;
-    char *path;
-    char *host;
-    char *port;
+    struct mq_sock_spec server;
+    const char *spec;           /* server.spec */
     char *user;
     unsigned timeout_ms;
     uint64_t max_size;
@@ -75,13 +71,7 @@ mq_spamd_new(const char *server, const char *user, unsigned timeout_ms, uint64_t
              GError **err)
 {
     struct mq_spamd *s = NULL;
-    struct sockaddr_un sun;
 
-    if (server == NULL || !spamd_token_ok(server, 1024)) {
-        g_set_error(err, MQ_ERROR, MQ_ERROR_CONFIG,
-                    "spamd server: empty, too long or not printable");
-        goto fail;
-    }
     if (timeout_ms == 0 || timeout_ms > 600000) {
         g_set_error(err, MQ_ERROR, MQ_ERROR_CONFIG, "spamd timeout of %u ms is out of range",
                     timeout_ms);
@@ -93,49 +83,12 @@ mq_spamd_new(const char *server, const char *user, unsigned timeout_ms, uint64_t
         goto fail;
     }
     s = g_new0(struct mq_spamd, 1);
-    s->spec = g_strdup(server);
     s->timeout_ms = timeout_ms;
     s->max_size = max_size;
     s->user = user != NULL && user[0] != '\0' ? g_strdup(user) : NULL;
-    if (g_str_has_prefix(server, "unix:")) {
-        const char *path = server + 5;
-
-        if (path[0] != '/' || strlen(path) >= sizeof(sun.sun_path)) {
-            g_set_error(err, MQ_ERROR, MQ_ERROR_CONFIG,
-                        "spamd server \"%s\": the socket path must be absolute and shorter"
-                        " than %zu bytes", server, sizeof(sun.sun_path));
-            goto fail;
-        }
-        s->is_unix = true;
-        s->path = g_strdup(path);
-    } else if (g_str_has_prefix(server, "tcp:")) {
-        const char *hp = server + 4;
-        const char *colon = strrchr(hp, ':');
-        guint64 port = 0;
-        size_t hlen;
-
-        if (colon == NULL || colon == hp
-            || !g_ascii_string_to_unsigned(colon + 1, 10, 1, 65535, &port, NULL)) {
-            g_set_error(err, MQ_ERROR, MQ_ERROR_CONFIG,
-                        "spamd server \"%s\": expected tcp:HOST:PORT", server);
-            goto fail;
-        }
-        hlen = (size_t)(colon - hp);
-        if (hp[0] == '[' && hlen > 2 && hp[hlen - 1] == ']') {
-            s->host = g_strndup(hp + 1, hlen - 2);
-        } else if (memchr(hp, ':', hlen) == NULL && memchr(hp, '[', hlen) == NULL) {
-            s->host = g_strndup(hp, hlen);
-        } else {
-            g_set_error(err, MQ_ERROR, MQ_ERROR_CONFIG,
-                        "spamd server \"%s\": write an IPv6 address as tcp:[ADDR]:PORT", server);
-            goto fail;
-        }
-        s->port = g_strdup_printf("%u", (unsigned)port);
-    } else {
-        g_set_error(err, MQ_ERROR, MQ_ERROR_CONFIG,
-                    "spamd server \"%s\": expected unix:/PATH or tcp:HOST:PORT", server);
+    if (mq_sock_spec_parse(server, "spamd server", &s->server, err) < 0)
         goto fail;
-    }
+    s->spec = s->server.spec;
     return s;
 
 fail:
@@ -155,10 +108,7 @@ mq_spamd_free(struct mq_spamd **sp)
     *sp = NULL;
     if (s == NULL)
         return;
-    g_free(s->spec);
-    g_free(s->path);
-    g_free(s->host);
-    g_free(s->port);
+    mq_sock_spec_clear(&s->server);
     g_free(s->user);
     g_free(s);
 }
@@ -174,88 +124,16 @@ mq_spamd_result_clear(struct mq_spamd_result *r)
 
 /* ---- I/O under one deadline ------------------------------------------------- */
 
-/* Waits for events on fd until deadline (monotonic µs). 1 ready, 0 timed
- * out, -1 with errno. */
-static int
-spamd_wait(int fd, short events, gint64 deadline)
-{
-    for (;;) {
-        struct pollfd pfd = { .fd = fd, .events = events };
-        gint64 left = deadline - g_get_monotonic_time();
-        int rc;
-
-        if (left <= 0)
-            return 0;
-        rc = poll(&pfd, 1, (int)MIN((left + 999) / 1000, (gint64)INT_MAX));
-        if (rc > 0)
-            return 1;
-        if (rc < 0 && errno != EINTR)
-            return -1;
-    }
-}
-
-/* A connected nonblocking socket to sa, or -1 with err. */
-static int
-spamd_connect_addr(const struct mq_spamd *s, const struct sockaddr *sa, socklen_t salen,
-                   gint64 deadline, GError **err)
-{
-    int fd, soerr = 0, rc;
-    socklen_t optlen = sizeof(soerr);
-
-    fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        g_set_error(err, MQ_ERROR, MQ_ERROR_TEMP, "spamd %s: socket: %s", s->spec,
-                    g_strerror(errno));
-        return -1;
-    }
-    if (connect(fd, sa, salen) == 0)
-        return fd;
-    if (errno != EINPROGRESS && errno != EINTR) {
-        soerr = errno;
-    } else if ((rc = spamd_wait(fd, POLLOUT, deadline)) <= 0) {
-        soerr = rc == 0 ? ETIMEDOUT : errno;
-    } else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &optlen) < 0) {
-        soerr = errno;
-    }
-    if (soerr == 0)
-        return fd;
-    close(fd);
-    g_set_error(err, MQ_ERROR, MQ_ERROR_TEMP, "spamd %s: connect: %s", s->spec,
-                soerr == ETIMEDOUT ? "timed out" : g_strerror(soerr));
-    return -1;
-}
-
 static int
 spamd_connect(const struct mq_spamd *s, gint64 deadline, GError **err)
 {
-    struct addrinfo hints, *res = NULL;
-    int fd = -1, rc;
+    char *why = NULL;
+    int fd = mq_sock_connect(&s->server, deadline, s->timeout_ms, &why);
 
-    if (s->is_unix) {
-        struct sockaddr_un sun;
-
-        memset(&sun, 0, sizeof(sun));
-        sun.sun_family = AF_UNIX;
-        memcpy(sun.sun_path, s->path, strlen(s->path) + 1);
-        return spamd_connect_addr(s, (const struct sockaddr *)&sun, sizeof(sun), deadline, err);
+    if (fd < 0) {
+        g_set_error(err, MQ_ERROR, MQ_ERROR_TEMP, "spamd %s: %s", s->spec, why);
+        g_free(why);
     }
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV;
-    rc = getaddrinfo(s->host, s->port, &hints, &res);
-    if (rc != 0) {
-        g_set_error(err, MQ_ERROR, MQ_ERROR_TEMP, "spamd %s: cannot resolve %s: %s", s->spec,
-                    s->host, rc == EAI_SYSTEM ? g_strerror(errno) : gai_strerror(rc));
-        return -1;
-    }
-    for (struct addrinfo *ai = res; ai != NULL && fd < 0; ai = ai->ai_next) {
-        g_clear_error(err);
-        fd = spamd_connect_addr(s, ai->ai_addr, ai->ai_addrlen, deadline, err);
-        if (g_get_monotonic_time() >= deadline)
-            break;
-    }
-    freeaddrinfo(res);
     return fd;
 }
 
@@ -277,7 +155,7 @@ spamd_send_all(const struct mq_spamd *s, int fd, const void *buf, size_t len, gi
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            rc = spamd_wait(fd, POLLOUT, deadline);
+            rc = mq_sock_wait(fd, POLLOUT, deadline);
             if (rc > 0)
                 continue;
             g_set_error(err, MQ_ERROR, MQ_ERROR_TEMP, "spamd %s: sending: %s", s->spec,
@@ -301,7 +179,7 @@ spamd_read_all(const struct mq_spamd *s, int fd, gint64 deadline, size_t *len_r,
 
     for (;;) {
         ssize_t n;
-        int rc = spamd_wait(fd, POLLIN, deadline);
+        int rc = mq_sock_wait(fd, POLLIN, deadline);
 
         if (rc <= 0) {
             g_set_error(err, MQ_ERROR, MQ_ERROR_TEMP, "spamd %s: %s", s->spec,
