@@ -8,9 +8,11 @@
 #include "mqscan/error.h"
 #include "mqscan/heuristics.h"
 #include "mqscan/log.h"
+#include "mqscan/tokenize.h"
 
 /* Bounds on what the checks read; see the header. */
 #define HEUR_TEXT_MAX (128 * 1024)
+#define HEUR_TEXT_TOTAL_MAX (512 * 1024)   /* text of all parts together */
 #define HEUR_PARTS_MAX 200
 #define HEUR_DEPTH_MAX 20
 #define HEUR_ANCHORS_MAX 500
@@ -110,17 +112,25 @@ heur_phrase_free(gpointer p)
     g_free(ph);
 }
 
-static void
-heur_hit(GPtrArray *hits, const char *rule, double weight)
+void
+mq_spam_hit_add(GPtrArray *hits, char *rule, double weight)
 {
     struct mq_spam_hit *hit;
 
-    if (weight == 0 || hits == NULL)
+    if (weight == 0 || hits == NULL) {
+        g_free(rule);
         return;
+    }
     hit = g_new(struct mq_spam_hit, 1);
-    hit->rule = g_strdup(rule);
+    hit->rule = rule;
     hit->weight = weight;
     g_ptr_array_add(hits, hit);
+}
+
+static void
+heur_hit(GPtrArray *hits, const char *rule, double weight)
+{
+    mq_spam_hit_add(hits, g_strdup(rule), weight);
 }
 
 static int
@@ -523,10 +533,10 @@ heur_html(struct heur_run *run, const char *html, size_t len)
                                    g_ascii_strncasecmp(tag, "script", 6) == 0)) {
                 /* skip the element's content: it is not text a reader sees */
                 const char *end = g_strstr_len(html + i + tl, (gssize)(len - i - tl), "</");
-                if (end != NULL) {
-                    i = (size_t)(end - html);
-                    continue;
-                }
+                /* No end tag: the rest is not text either (and looking for
+                 * one again at every later tag would be quadratic). */
+                i = end != NULL ? (size_t)(end - html) : len;
+                continue;
             }
             g_string_append_c(run->text, ' ');
             i += tl;
@@ -551,39 +561,6 @@ heur_html(struct heur_run *run, const char *html, size_t len)
     g_free(href);
     if (anchor != NULL)
         g_string_free(anchor, TRUE);
-}
-
-/* Decoded, UTF-8 content of a text part, at most HEUR_TEXT_MAX bytes. */
-static GByteArray *
-heur_part_text(GMimePart *part)
-{
-    GMimeDataWrapper *content = g_mime_part_get_content(part);
-    GMimeStream *mem, *filtered;
-    GMimeFilter *filter = NULL;
-    const char *charset;
-    GByteArray *bytes;
-
-    if (content == NULL)
-        return NULL;
-    bytes = g_byte_array_new();
-    mem = g_mime_stream_mem_new_with_byte_array(bytes);
-    g_mime_stream_mem_set_owner(GMIME_STREAM_MEM(mem), FALSE);
-    filtered = g_mime_stream_filter_new(mem);
-    charset = g_mime_object_get_content_type_parameter(GMIME_OBJECT(part), "charset");
-    if (charset != NULL && g_ascii_strcasecmp(charset, "utf-8") != 0 &&
-        g_ascii_strcasecmp(charset, "us-ascii") != 0)
-        filter = g_mime_filter_charset_new(charset, "utf-8");
-    if (filter != NULL) {
-        g_mime_stream_filter_add(GMIME_STREAM_FILTER(filtered), filter);
-        g_object_unref(filter);
-    }
-    g_mime_data_wrapper_write_to_stream(content, filtered);
-    g_mime_stream_flush(filtered);
-    g_object_unref(filtered);
-    g_object_unref(mem);
-    if (bytes->len > HEUR_TEXT_MAX)
-        g_byte_array_set_size(bytes, HEUR_TEXT_MAX);
-    return bytes;
 }
 
 static void
@@ -622,21 +599,20 @@ heur_walk(struct heur_run *run, GMimeObject *obj, unsigned depth)
         run->fareast = true;
     if (g_mime_part_get_content_encoding(GMIME_PART(obj)) == GMIME_CONTENT_ENCODING_BASE64)
         run->base64_text = true;
+    if (run->text->len >= HEUR_TEXT_TOTAL_MAX)
+        return;
     if (g_mime_content_type_is_type(ct, "text", "html")) {
-        GByteArray *b = heur_part_text(GMIME_PART(obj));
+        GString *html = g_string_new(NULL);
         run->has_html = true;
-        if (b != NULL) {
-            heur_html(run, (const char *)b->data, b->len);
-            g_byte_array_unref(b);
-        }
+        mq_tokenize_part_text(GMIME_PART(obj), HEUR_TEXT_MAX, html);
+        heur_html(run, html->str, html->len);
+        g_string_free(html, TRUE);
     } else if (g_mime_content_type_is_type(ct, "text", "plain")) {
-        GByteArray *b = heur_part_text(GMIME_PART(obj));
+        size_t start = run->text->len;
         run->has_plain = true;
-        if (b != NULL) {
-            for (guint i = 0; i < b->len; i++)
-                g_string_append_c(run->text, g_ascii_tolower((char)b->data[i]));
-            g_byte_array_unref(b);
-        }
+        mq_tokenize_part_text(GMIME_PART(obj), HEUR_TEXT_MAX, run->text);
+        for (size_t i = start; i < run->text->len; i++)
+            run->text->str[i] = g_ascii_tolower(run->text->str[i]);
     }
 }
 

@@ -3,6 +3,7 @@
  *
  * Public functions: mq_heuristics_new(), mq_heuristics_free(),
  * mq_heuristics_run(), mq_heuristics_weight(), mq_heuristics_rule_count(),
+ * mq_spam_hit_add(), mq_spam_hit_free(),
  * mq_heuristics_rule().
  *
  * Every rule of the spam score lives in one table here, including the ones
@@ -47,6 +48,9 @@ struct mq_spam_hit {
     double weight;
 };
 void mq_spam_hit_free(gpointer hit);
+/* Appends a hit for rule (taken over) with weight; a weight of 0 or a NULL
+ * hits array adds nothing (rule is freed). */
+void mq_spam_hit_add(GPtrArray *hits, char *rule, double weight);
 
 /* What the checks know beyond the message itself. */
 struct mq_heuristics_env {

@@ -318,11 +318,7 @@ spam_dnsbl(struct mq_spam *s, const struct mq_spam_input *in, GPtrArray *hits, G
         const struct mq_dnsbl_hit *h = g_ptr_array_index(listed, i);
         /* "zone=weight" in dnsbl_zones scales the rule's weight */
         double w = base * h->weight;
-        char *rule = g_strdup_printf("DNSBL_%s", h->zone);
-        struct mq_spam_hit *hit = g_new(struct mq_spam_hit, 1);
-        hit->rule = rule;
-        hit->weight = w;
-        g_ptr_array_add(hits, hit);
+        mq_spam_hit_add(hits, g_strdup_printf("DNSBL_%s", h->zone), w);
         total += w;
     }
     mq_dnsbl_hits_free(&listed);
@@ -337,7 +333,6 @@ spam_spamd(struct mq_spam *s, const struct mq_spam_input *in, struct mq_spam_ver
     struct mq_spamd_result r = { 0 };
     GError *error = NULL;
     double per_point = mq_heuristics_weight(s->heuristics, "SPAMD", NULL), w;
-    struct mq_spam_hit *hit;
 
     if (mq_spamd_check(s->spamd, in->raw, in->raw_len, &r, &error) < 0) {
         spam_note(notes, "spamd: %s (built-in score only)", error->message);
@@ -350,10 +345,7 @@ spam_spamd(struct mq_spam *s, const struct mq_spam_input *in, struct mq_spam_ver
      * so that spamd can confirm or doubt the built-in score without
      * overruling it, except for a certain verdict such as GTUBE. */
     w = CLAMP((r.score - 3.0) * per_point, -3.0, 9.0);
-    hit = g_new(struct mq_spam_hit, 1);
-    hit->rule = g_strdup_printf("SPAMD(%.1f)", r.score);
-    hit->weight = w;
-    g_ptr_array_add(hits, hit);
+    mq_spam_hit_add(hits, g_strdup_printf("SPAMD(%.1f)", r.score), w);
     mq_spamd_result_clear(&r);
     return w;
 }

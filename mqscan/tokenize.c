@@ -619,10 +619,20 @@ tok_part_content(GMimePart *part, size_t max, GByteArray *buf)
     g_mime_stream_reset(src);
 }
 
+void
+mq_tokenize_part_text(GMimePart *part, size_t max, GString *out)
+{
+    GByteArray *raw = g_byte_array_new();
+    const char *charset = g_mime_object_get_content_type_parameter(GMIME_OBJECT(part), "charset");
+
+    tok_part_content(part, max, raw);
+    mq_message_append_utf8(out, charset, (const char *)raw->data, raw->len);
+    g_byte_array_free(raw, TRUE);
+}
+
 static void
 tok_text_part(struct tok *t, GMimeObject *object, bool html)
 {
-    GByteArray *raw = g_byte_array_new();
     GString *text = g_string_new(NULL), *plain = NULL;
     const char *charset = g_mime_object_get_content_type_parameter(object, "charset");
     GMimeDataWrapper *content = g_mime_part_get_content(GMIME_PART(object));
@@ -637,8 +647,7 @@ tok_text_part(struct tok *t, GMimeObject *object, bool html)
             g_mime_content_encoding_to_string(g_mime_data_wrapper_get_encoding(content));
         tok_add(t, "cte:", cte != NULL ? cte : "default");
     }
-    tok_part_content(GMIME_PART(object), MQ_TOKENIZE_TEXT_MAX, raw);
-    mq_message_append_utf8(text, charset, (const char *)raw->data, raw->len);
+    mq_tokenize_part_text(GMIME_PART(object), MQ_TOKENIZE_TEXT_MAX, text);
     if (html) {
         plain = g_string_sized_new(text->len);
         tok_html(t, text->str, text->len, plain);
@@ -650,7 +659,6 @@ tok_text_part(struct tok *t, GMimeObject *object, bool html)
     tok_text_urls(t, text->str, text->len);
     tok_words(t, "", text->str, text->len);
     g_string_free(text, TRUE);
-    g_byte_array_free(raw, TRUE);
 }
 
 static void

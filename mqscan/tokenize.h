@@ -1,7 +1,7 @@
 /* tokenize - the words of one mail message, as the token classifier
  * (bayes.h) counts them.
  *
- * Public functions: mq_tokenize_parse(), mq_tokenize().
+ * Public functions: mq_tokenize_parse(), mq_tokenize(), mq_tokenize_part_text().
  *
  * What becomes a token (all lower case, valid UTF-8, deduplicated, in the
  * order first seen):
@@ -81,5 +81,12 @@ GMimeMessage *mq_tokenize_parse(const char *data, size_t len, GError **err);
  * an array of UTF-8 strings (caller unrefs; the array frees them), at most
  * MQ_TOKENIZE_TOKENS_MAX long. msg is only read. */
 GPtrArray *mq_tokenize(GMimeMessage *msg);
+
+/* Appends the text of a text part to out as UTF-8: transfer encoding undone
+ * through a decoding filter that stops after max decoded bytes (a huge part
+ * costs no more than that), then the part's charset converted with
+ * mq_message_append_utf8(). The spam heuristics read parts the same way. */
+typedef struct _GMimePart GMimePart;
+void mq_tokenize_part_text(GMimePart *part, size_t max, GString *out);
 
 #endif
