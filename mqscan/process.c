@@ -48,7 +48,10 @@ struct process_job {
      * every recipient refuses mail from outside. Nothing is delivered. */
     bool spam_stop;
     enum mq_action spam_action;
-    const char *spam_reason;    /* "spam", "recipient_block" */
+    bool rcpts_all_blocked;     /* stopped by recipient_block, not by the score */
+    const char **rcpts;         /* envelope recipients as queued (before any
+                                   recipient_block removal); borrowed from qf */
+    size_t n_rcpts;
 };
 
 /* Reasons for the recipient, for findings that no rule file words. The
@@ -200,7 +203,7 @@ process_spam_recipients(struct process_job *job)
     if (job->spam.n_rcpt_blocked == n) {
         job->spam_stop = true;
         job->spam_action = MQ_ACTION_DELETE;
-        job->spam_reason = "recipient_block";
+        job->rcpts_all_blocked = true;
         mq_log_info("%s: every recipient is on recipient_block: not delivered", job->id);
         return;
     }
@@ -221,21 +224,16 @@ process_spam(struct process_job *job, const char *buf, size_t len)
 {
     const struct mq_config *c = job->ctx->config;
     struct mq_spam_input in = { 0 };
-    size_t n = mq_qf_rcpt_count(job->qf);
-    const char **rcpts;
     char *from;
 
     if (job->ctx->spam == NULL || job->direction != MQ_DIRECTION_INBOUND)
         return;
-    rcpts = g_new0(const char *, n + 1);
-    for (size_t i = 0; i < n; i++)
-        rcpts[i] = mq_qf_rcpt(job->qf, i, NULL);
     in.msg = job->msg != NULL ? mq_message_gmime(job->msg) : NULL;
     in.raw = buf;
     in.raw_len = len;
     in.sender = mq_qf_sender(job->qf);
-    in.rcpts = rcpts;
-    in.n_rcpts = n;
+    in.rcpts = job->rcpts;
+    in.n_rcpts = job->n_rcpts;
     in.relay_family = mq_policy_relay_addr(mq_qf_macro(job->qf, "_"), in.relay_addr);
     in.relay_known = in.relay_family != 0;
     in.helo = mq_qf_macro(job->qf, "s");
@@ -243,7 +241,6 @@ process_spam(struct process_job *job, const char *buf, size_t len)
     in.queue_time = mq_qf_ctime(job->qf);
     mq_spam_check(job->ctx->spam, &in, &job->spam);
     job->spam_checked = true;
-    g_free(rcpts);
 
     from = mq_log_sanitize(in.sender, MQ_LOG_FIELD_MAX);
     mq_log_info("%s: spam from=<%s> scl=%u score=%.1f%s%s%s%s rules=%s%s%s time=%.3fs", job->id,
@@ -260,7 +257,6 @@ process_spam(struct process_job *job, const char *buf, size_t len)
         job->spam_action = c->spam_gateway_action == MQ_SPAM_ACTION_QUARANTINE
                                ? MQ_ACTION_QUARANTINE
                                : MQ_ACTION_DELETE;
-        job->spam_reason = "spam";
         return;
     }
     process_spam_recipients(job);
@@ -317,14 +313,12 @@ process_check(struct process_job *job, const char *buf, size_t len)
 static void
 process_direction(struct process_job *job)
 {
-    size_t n = mq_qf_rcpt_count(job->qf);
-    const char **rcpts = g_new0(const char *, n + 1);
-
-    for (size_t i = 0; i < n; i++)
-        rcpts[i] = mq_qf_rcpt(job->qf, i, NULL);
+    job->n_rcpts = mq_qf_rcpt_count(job->qf);
+    job->rcpts = g_new0(const char *, job->n_rcpts + 1);
+    for (size_t i = 0; i < job->n_rcpts; i++)
+        job->rcpts[i] = mq_qf_rcpt(job->qf, i, NULL);
     job->direction = mq_policy_direction(job->ctx->config, mq_qf_macro(job->qf, "_"),
-                                         mq_qf_sender(job->qf), rcpts, n);
-    g_free(rcpts);
+                                         mq_qf_sender(job->qf), job->rcpts, job->n_rcpts);
 }
 
 static void
@@ -499,6 +493,7 @@ process_job_clear(struct process_job *job)
 {
     mq_message_free(&job->msg);
     mq_spam_verdict_clear(&job->spam);
+    g_free(job->rcpts);
     if (job->headers != NULL)
         g_string_free(job->headers, TRUE);
     g_ptr_array_unref(job->findings);
@@ -541,7 +536,7 @@ process_subject(const struct process_job *job)
 static char *
 process_spam_summary(const struct process_job *job)
 {
-    if (job->spam_reason != NULL && strcmp(job->spam_reason, "recipient_block") == 0)
+    if (job->rcpts_all_blocked)
         return g_strdup("recipient_block: every recipient refuses mail from outside");
     return g_strdup_printf("spam: SCL %u, score %.1f%s%s (%s)", job->spam.scl, job->spam.score,
                            job->spam.list_entry ? ", " : "",
@@ -614,7 +609,8 @@ process_quarantine(struct process_job *job, GError **err)
         }
     }
     if (job->spam_stop) {
-        g_string_append_printf(reason, "%s%s", reason->len ? ", " : "", job->spam_reason);
+        g_string_append_printf(reason, "%s%s", reason->len ? ", " : "",
+                               job->rcpts_all_blocked ? "recipient_block" : "spam");
         g_ptr_array_add(lines, process_spam_summary(job));
         /* mqscan-quarantine scans such an entry before it releases it */
         g_ptr_array_add(lines, g_strdup(MQ_QUARANTINE_NOT_VIRUS_SCANNED));
@@ -696,6 +692,14 @@ process_report_free(struct mq_process_report *rep)
     g_free(rep);
 }
 
+/* Stopped by the score, and the gateway action is "reject". */
+static bool
+process_spam_rejects(const struct process_job *job)
+{
+    return job->spam_stop && !job->rcpts_all_blocked &&
+           job->ctx->config->spam_gateway_action == MQ_SPAM_ACTION_REJECT;
+}
+
 /* "reject": a notice goes back only to a sender we can believe (SPF pass
  * for the envelope domain, or an internal sender); a forged sender would
  * turn our notices into backscatter. */
@@ -762,11 +766,9 @@ process_act(struct process_job *job, struct mq_process_result *r)
         g_string_append_printf(detail, " scl=%u", job->spam.scl);
     if (job->spam_stop)
         g_string_append_printf(detail, " %s action=%s (not scanned for viruses)",
-                               job->spam_reason, job->ctx->config->spam_gateway_action ==
-                                                         MQ_SPAM_ACTION_REJECT &&
-                                                     strcmp(job->spam_reason, "spam") == 0
-                                                     ? "reject"
-                                                     : mq_policy_action_name(job->action));
+                               job->rcpts_all_blocked ? "recipient_block" : "spam",
+                               process_spam_rejects(job) ? "reject"
+                                                         : mq_policy_action_name(job->action));
     if (job->findings->len > 0)
         g_string_append_printf(detail, " action=%s", mq_policy_action_name(job->action));
     for (guint i = 0; i < job->findings->len; i++) {
@@ -840,8 +842,7 @@ process_act(struct process_job *job, struct mq_process_result *r)
                      error->message);
         g_clear_error(&error);
     }
-    if (job->spam_stop && job->ctx->config->spam_gateway_action == MQ_SPAM_ACTION_REJECT &&
-        strcmp(job->spam_reason, "spam") == 0)
+    if (process_spam_rejects(job))
         process_spam_reject(job, qid, detail);
     r->detail = g_string_free(detail, FALSE);
     detail = NULL;
