@@ -62,6 +62,7 @@ static cfg_opt_t config_opts[] = {
     CFG_STR("state_dir", MQ_LOCALSTATEDIR "/lib/mqscan", CFGF_NONE),
     CFG_STR("scan_tmp_dir", MQ_RUNSTATEDIR "/mqscan/tmp", CFGF_NONE),
     CFG_STR("pid_file", MQ_RUNSTATEDIR "/mqscan/mqscand.pid", CFGF_NONE),
+    CFG_STR("user", "mqscan", CFGF_NONE),
 
     CFG_STR("engine", "libclamav", CFGF_NONE),
     CFG_STR_LIST("clamd_servers", "{\"unix:/run/clamav/clamd.ctl\"}", CFGF_NONE),
@@ -120,6 +121,8 @@ static cfg_opt_t config_opts[] = {
     CFG_INT("workers", 2, CFGF_NONE),
     CFG_INT("rescan_interval", 30, CFGF_NONE),
     CFG_INT("retry_interval", 60, CFGF_NONE),
+    CFG_INT("max_attempts", 3, CFGF_NONE),
+    CFG_INT("message_time_limit", 600, CFGF_NONE),
 
     CFG_BOOL("notify_postmaster", cfg_true, CFGF_NONE),
     CFG_BOOL("notify_internal_senders", cfg_true, CFGF_NONE),
@@ -148,6 +151,8 @@ static const struct config_int_range {
     { "workers", 1, 64 },
     { "rescan_interval", 1, 86400 },
     { "retry_interval", 1, 86400 },
+    { "max_attempts", 1, 100 },
+    { "message_time_limit", 1, 86400 },
     { "clamd_timeout", 1, 3600 },
     { "check_heartbeat_max_age", 10, 86400 * 7 },
     { "check_queue_max_age", 10, 86400 * 7 },
@@ -784,6 +789,7 @@ mq_config_load(const char *path, GError **err)
     c->state_dir = config_dup_str(cfg, "state_dir");
     c->scan_tmp_dir = config_dup_str(cfg, "scan_tmp_dir");
     c->pid_file = config_dup_str(cfg, "pid_file");
+    c->user = config_dup_str(cfg, "user");
     c->engine = strcmp(cfg_getstr(cfg, "engine"), "clamd") == 0 ? MQ_ENGINE_CLAMD
                                                                 : MQ_ENGINE_LIBCLAMAV;
     c->clamd_servers = config_dup_list(cfg, "clamd_servers", false);
@@ -842,6 +848,8 @@ mq_config_load(const char *path, GError **err)
     c->workers = (unsigned)cfg_getint(cfg, "workers");
     c->rescan_interval = (unsigned)cfg_getint(cfg, "rescan_interval");
     c->retry_interval = (unsigned)cfg_getint(cfg, "retry_interval");
+    c->max_attempts = (unsigned)cfg_getint(cfg, "max_attempts");
+    c->message_time_limit = (unsigned)cfg_getint(cfg, "message_time_limit");
     c->spam_checks = cfg_getbool(cfg, "spam_checks");
     c->spam_store_threshold = (unsigned)cfg_getint(cfg, "spam_store_threshold");
     c->spam_gateway_threshold = (unsigned)cfg_getint(cfg, "spam_gateway_threshold");
@@ -913,6 +921,7 @@ mq_config_free(struct mq_config **config)
     g_free(c->state_dir);
     g_free(c->scan_tmp_dir);
     g_free(c->pid_file);
+    g_free(c->user);
     g_free(c->clamav_database_dir);
     g_strfreev(c->clamd_servers);
     g_free(c->filename_rules);

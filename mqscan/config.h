@@ -68,6 +68,7 @@ struct mq_config {
     char *state_dir;                /* heartbeat and other daemon state */
     char *scan_tmp_dir;             /* libclamav temp files; best on tmpfs */
     char *pid_file;
+    char *user;                     /* mqscand runs as this user; "" stays root */
 
     /* Engine. */
     enum mq_config_engine engine;
@@ -132,6 +133,10 @@ struct mq_config {
     unsigned workers;
     unsigned rescan_interval;       /* seconds between full queue rescans */
     unsigned retry_interval;        /* seconds before a deferred message is retried */
+    /* Poison messages: attempts that crash the scanner process or run past
+     * message_time_limit seconds; after max_attempts the message is held. */
+    unsigned max_attempts;
+    unsigned message_time_limit;
 
     /* Notifications: one report per batch to the postmaster; a notice to
      * the sender of a blocked message, only if the sender is internal

@@ -13,6 +13,7 @@
 
 #include <glib.h>
 
+#include "mqscan/attempts.h"
 #include "mqscan/batch.h"
 #include "mqscan/daemon.h"
 #include "mqscan/error.h"
@@ -32,6 +33,10 @@
 /* How long --once keeps retrying messages that sendmail still has locked. */
 #define DAEMON_ONCE_LOCK_WAIT_MS 30000
 #define DAEMON_LOCKED_RETRY_MS 500
+/* How often the main thread looks for a message past message_time_limit. */
+#define DAEMON_WATCHDOG_TICK_US (250 * 1000)
+/* The records of messages being processed, under state_dir. */
+#define DAEMON_ATTEMPTS_DIR "processing"
 
 /* Everything built from one configuration; replaced whole on reload. */
 struct daemon_runtime {
@@ -44,6 +49,7 @@ struct daemon_runtime {
     struct mq_templates *templates;
     struct mq_spam *spam;
     struct mq_watch *watch;
+    struct mq_attempts *attempts;
     struct mq_process_ctx ctx;
     int statefd;
 };
@@ -67,11 +73,15 @@ struct mq_daemon {
     GError *reload_error;
     struct daemon_stats stats;
     struct mq_stats *stats_db;      /* NULL if it cannot be opened: counted nowhere */
+    long heartbeat_pid;             /* the pid the pid file names */
 };
 
 struct daemon_task {
     const struct mq_process_ctx *ctx;
+    struct mq_attempts *attempts;
     char *id;
+    gint64 started_us;          /* set by the worker (atomic); 0: not started */
+    bool finished;              /* set by the main thread once popped */
     struct mq_process_result result;
 };
 
@@ -97,6 +107,7 @@ daemon_runtime_free(struct daemon_runtime **rtp)
     if (rt == NULL)
         return;
     mq_watch_free(&rt->watch);
+    mq_attempts_free(&rt->attempts);
     mq_rules_free(&rt->rules);
     mq_templates_free(&rt->templates);
     mq_spam_free(&rt->spam);
@@ -128,6 +139,13 @@ daemon_runtime_new(struct mq_config *config, bool watch, GError **err)
         (rt->quarantine = mq_quarantine_open(config->quarantine_dir, err)) == NULL ||
         (rt->statefd = mq_fs_open_dir(config->state_dir, err)) < 0)
         goto fail_config;
+    {
+        char *path = g_build_filename(config->state_dir, DAEMON_ATTEMPTS_DIR, NULL);
+        rt->attempts = mq_attempts_open(path, err);
+        g_free(path);
+        if (rt->attempts == NULL)
+            goto fail_config;
+    }
     if (watch) {
         GError *error = NULL;
         rt->watch = mq_watch_new(config->incoming_queue_dir, &error);
@@ -168,8 +186,14 @@ daemon_worker(gpointer data, gpointer user_data)
 {
     struct daemon_task *task = data;
     GAsyncQueue *done = user_data;
+    unsigned earlier = mq_attempts_begin(task->attempts, task->id);
 
-    mq_process_message(task->ctx, task->id, &task->result);
+    __atomic_store_n(&task->started_us, g_get_monotonic_time(), __ATOMIC_RELEASE);
+    if (earlier >= task->ctx->config->max_attempts)
+        mq_process_poison(task->ctx, task->id, earlier, &task->result);
+    else
+        mq_process_message(task->ctx, task->id, &task->result);
+    mq_attempts_end(task->attempts, task->id);
     g_async_queue_push(done, task);
 }
 
@@ -209,6 +233,7 @@ mq_daemon_new(struct mq_config *config, bool watch, GError **err)
     d->watching = watch;
     d->batcher = mq_batcher_new(&lim);
     d->done = g_async_queue_new();
+    d->heartbeat_pid = (long)getpid();
     d->reload_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (d->reload_fd < 0)
         mq_log_fatal(EX_OSERR, "eventfd: %s", g_strerror(errno));
@@ -319,6 +344,12 @@ fail_config:
     return NULL;
 }
 
+void
+mq_daemon_set_heartbeat_pid(struct mq_daemon *daemon, long pid)
+{
+    daemon->heartbeat_pid = pid;
+}
+
 const char *
 mq_daemon_describe(const struct mq_daemon *daemon)
 {
@@ -357,6 +388,7 @@ daemon_rescan(struct mq_daemon *d, int64_t now)
             daemon_offer(d, g_ptr_array_index(ids, i), now);
         }
         mq_batcher_sync(d->batcher, present);
+        mq_attempts_sync(d->rt->attempts, present);
     }
     g_hash_table_destroy(present);
     g_ptr_array_unref(ids);
@@ -367,7 +399,7 @@ daemon_heartbeat(struct mq_daemon *d)
 {
     char line[128];
     GError *error = NULL;
-    int n = g_snprintf(line, sizeof(line), "%ld %lld %lu\n", (long)getpid(), (long long)time(NULL),
+    int n = g_snprintf(line, sizeof(line), "%ld %lld %lu\n", d->heartbeat_pid, (long long)time(NULL),
                        d->stats.counts[MQ_OUTCOME_DELIVERED] + d->stats.counts[MQ_OUTCOME_PASSED] +
                        d->stats.counts[MQ_OUTCOME_CLEANED] +
                        d->stats.counts[MQ_OUTCOME_QUARANTINED] +
@@ -437,7 +469,7 @@ daemon_notify(struct mq_daemon *d, GPtrArray *reports)
     for (guint i = 0; i < reports->len; i++) {
         const struct mq_process_report *r = g_ptr_array_index(reports, i);
         bool tell = r->sender_internal ? c->notify_internal_senders : c->notify_external_senders;
-        if (!tell || r->sender[0] == '\0' || strchr(r->sender, '@') == NULL)
+        if (!tell || r->postmaster_only || r->sender[0] == '\0' || strchr(r->sender, '@') == NULL)
             continue;
         {
             const char *vars[] = { "subject", r->subject, "recipients", r->recipients,
@@ -502,23 +534,85 @@ daemon_record(struct mq_daemon *d, GPtrArray *tasks)
     g_free(samples);
 }
 
-/* Runs one batch to completion. In once mode, messages that cannot be
+/* A message past message_time_limit: a worker thread cannot be stopped,
+ * so the process stops, leaving the message's attempt recorded; the
+ * supervisor starts a new process, which retries the message on its own
+ * and holds it after max_attempts. Nothing in flight is lost: no message
+ * leaves the incoming queue before its result is durable. */
+static void
+daemon_watchdog(struct mq_daemon *d, GPtrArray *tasks)
+{
+    const struct mq_config *c = d->rt->config;
+    gint64 now = g_get_monotonic_time();
+
+    for (guint i = 0; i < tasks->len; i++) {
+        struct daemon_task *t = g_ptr_array_index(tasks, i);
+        gint64 started = __atomic_load_n(&t->started_us, __ATOMIC_ACQUIRE);
+        if (t->finished || started == 0 ||
+            now - started < (gint64)c->message_time_limit * G_USEC_PER_SEC)
+            continue;
+        mq_log_error("%s: still being processed after %u s (message_time_limit); stopping the "
+                     "scanner process (attempt %u of %u)", t->id, c->message_time_limit,
+                     mq_attempts_count(t->attempts, t->id), c->max_attempts);
+        _exit(EX_SOFTWARE);
+    }
+}
+
+/* Hands tasks to the workers and waits until all are done, watching the
+ * time each one takes. */
+static void
+daemon_run_tasks(struct mq_daemon *d, GPtrArray *tasks)
+{
+    guint pending = tasks->len;
+
+    for (guint i = 0; i < tasks->len; i++)
+        g_thread_pool_push(d->pool, g_ptr_array_index(tasks, i), NULL);
+    while (pending > 0) {
+        struct daemon_task *t = g_async_queue_timeout_pop(d->done, DAEMON_WATCHDOG_TICK_US);
+        if (t != NULL) {
+            t->finished = true;
+            pending--;
+        } else {
+            daemon_watchdog(d, tasks);
+        }
+    }
+}
+
+/* Runs one batch to completion. Messages with unfinished earlier attempts
+ * (the process died while they were in hand) run one at a time after the
+ * others, so that the next crash is blamed on the message that caused it
+ * and not on whatever ran beside it. In once mode, messages that cannot be
  * finished are forgotten and counted in *left. */
 static void
 daemon_run_batch(struct mq_daemon *d, GPtrArray *ids, bool once, int64_t once_deadline,
                  unsigned *left)
 {
     GPtrArray *tasks = g_ptr_array_new(), *reports = g_ptr_array_new();
+    GPtrArray *common = g_ptr_array_new(), *alone = g_ptr_array_new();
     int64_t now;
 
     for (guint i = 0; i < ids->len; i++) {
         struct daemon_task *task = g_new0(struct daemon_task, 1);
         task->ctx = &d->rt->ctx;
+        task->attempts = d->rt->attempts;
         task->id = g_strdup(g_ptr_array_index(ids, i));
-        g_thread_pool_push(d->pool, task, NULL);
+        g_ptr_array_add(tasks, task);
+        g_ptr_array_add(mq_attempts_count(task->attempts, task->id) > 0 ? alone : common, task);
     }
-    for (guint i = 0; i < ids->len; i++) {
-        struct daemon_task *task = g_async_queue_pop(d->done);
+    daemon_run_tasks(d, common);
+    for (guint i = 0; i < alone->len; i++) {
+        struct daemon_task *task = g_ptr_array_index(alone, i);
+        GPtrArray *one = g_ptr_array_new();
+        g_ptr_array_add(one, task);
+        mq_log_info("%s: %u earlier attempt(s) did not finish; processing it on its own",
+                    task->id, mq_attempts_count(task->attempts, task->id));
+        daemon_run_tasks(d, one);
+        g_ptr_array_unref(one);
+    }
+    g_ptr_array_unref(common);
+    g_ptr_array_unref(alone);
+    for (guint i = 0; i < tasks->len; i++) {
+        struct daemon_task *task = g_ptr_array_index(tasks, i);
         enum mq_outcome o = task->result.outcome;
 
         now = daemon_now_ms();
@@ -537,7 +631,6 @@ daemon_run_batch(struct mq_daemon *d, GPtrArray *ids, bool once, int64_t once_de
         }
         if (task->result.report != NULL)
             g_ptr_array_add(reports, task->result.report);
-        g_ptr_array_add(tasks, task);
     }
     daemon_record(d, tasks);
     daemon_notify(d, reports);

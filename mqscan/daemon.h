@@ -1,7 +1,8 @@
 /* daemon - the main loop of mqscand: watch, batch, process, reload.
  *
  * Public functions: mq_daemon_block_signals(), mq_daemon_new(),
- * mq_daemon_free(), mq_daemon_lint(), mq_daemon_run(), mq_daemon_describe().
+ * mq_daemon_free(), mq_daemon_lint(), mq_daemon_run(), mq_daemon_describe(),
+ * mq_daemon_set_heartbeat_pid().
  *
  * The loop waits on inotify (a hint), a periodic full rescan (the safety
  * net), signals (via signalfd) and the end of a reload. A due batch is
@@ -43,6 +44,11 @@ void mq_daemon_free(struct mq_daemon **daemon);
  * line (caller frees with g_free()), or NULL with err set: MQ_ERROR_ENGINE
  * when the signatures do not load, MQ_ERROR_CONFIG otherwise. */
 char *mq_daemon_lint(const struct mq_config *config, GError **err);
+
+/* The pid the heartbeat file carries (default: this process's): the one
+ * in the pid file, which is the supervisor's when the daemon runs in a
+ * child process (supervise.h). */
+void mq_daemon_set_heartbeat_pid(struct mq_daemon *daemon, long pid);
 
 /* "N signatures, libclamav ..." for the start-up log line. Borrowed. */
 const char *mq_daemon_describe(const struct mq_daemon *daemon);

@@ -890,13 +890,86 @@ process_log_outcome(const struct process_job *job, struct mq_process_result *r)
     g_free(detail);
 }
 
+/* Claims job->id (reading it if read). Returns true, or false with *r
+ * filled, logged and the job cleared. */
+static bool
+process_claim(struct process_job *job, bool read, struct mq_process_result *r)
+{
+    const struct mq_process_ctx *ctx = job->ctx;
+    GError *error = NULL;
+
+    job->entry = read ? mq_queue_claim(ctx->incoming, job->id, ctx->config->max_message_size,
+                                       &error)
+                      : mq_queue_claim_unread(ctx->incoming, job->id, &error);
+    if (job->entry != NULL)
+        return true;
+    r->outcome = error->code == MQ_ERROR_TEMP ? MQ_OUTCOME_SKIPPED : MQ_OUTCOME_DEFERRED;
+    r->detail = g_strdup(error->message);
+    g_error_free(error);
+    if (r->outcome == MQ_OUTCOME_SKIPPED)
+        mq_log_debug("%s: skipped: %s", job->id, r->detail);
+    else
+        mq_log_error("%s: cannot claim: %s", job->id, r->detail);
+    process_job_clear(job);
+    return false;
+}
+
+void
+mq_process_poison(const struct mq_process_ctx *ctx, const char *id, unsigned attempts,
+                  struct mq_process_result *r)
+{
+    struct process_job job = { 0 };
+    gint64 start = g_get_monotonic_time();
+    /* Reading the queue files is a suspect too once holding it has failed
+     * as well: then it is held without being read, and reported bare. */
+    bool read = attempts <= ctx->config->max_attempts;
+    char *why = g_strdup_printf("not scanned: processing crashed or ran past message_time_limit "
+                                "%u times", attempts);
+
+    memset(r, 0, sizeof(*r));
+    job.ctx = ctx;
+    job.id = id;
+    job.findings = g_ptr_array_new_with_free_func(process_finding_free);
+    if (!process_claim(&job, read, r)) {
+        g_free(why);
+        return;
+    }
+    if (mq_queue_entry_problem(job.entry) == NULL)
+        job.qf = mq_queue_entry_qf(job.entry);
+    process_hold(&job, why, r);
+    if (r->outcome == MQ_OUTCOME_HELD) {
+        if (job.qf != NULL) {
+            process_direction(&job);
+            r->report = process_report(&job, NULL);
+        } else {
+            r->report = g_new0(struct mq_process_report, 1);
+            r->report->queue_id = g_strdup(id);
+            r->report->sender = g_strdup("?");
+            r->report->recipients = g_strdup("?");
+            r->report->subject = g_strdup("?");
+            r->report->direction = g_strdup("?");
+            r->report->virus_names = g_new0(char *, 1);
+        }
+        g_free(r->report->findings);
+        r->report->findings = g_strdup(why);
+        g_free(r->report->action);
+        r->report->action = g_strdup("hold");
+        g_free(r->report->quarantine_id);
+        r->report->quarantine_id = g_strdup_printf("none (held in %s)", ctx->config->hold_dir);
+        r->report->postmaster_only = true;
+    }
+    g_free(why);
+    r->seconds = (double)(g_get_monotonic_time() - start) / 1e6;
+    process_log_outcome(&job, r);
+    process_job_clear(&job);
+}
+
 void
 mq_process_message(const struct mq_process_ctx *ctx, const char *id,
                    struct mq_process_result *r)
 {
     struct process_job job = { 0 };
     gint64 start = g_get_monotonic_time();
-    GError *error = NULL;
     const GError *problem;
     const char *df;
     size_t df_len;
@@ -907,18 +980,8 @@ mq_process_message(const struct mq_process_ctx *ctx, const char *id,
     job.id = id;
     job.findings = g_ptr_array_new_with_free_func(process_finding_free);
 
-    job.entry = mq_queue_claim(ctx->incoming, id, ctx->config->max_message_size, &error);
-    if (job.entry == NULL) {
-        r->outcome = error->code == MQ_ERROR_TEMP ? MQ_OUTCOME_SKIPPED : MQ_OUTCOME_DEFERRED;
-        r->detail = g_strdup(error->message);
-        g_error_free(error);
-        if (r->outcome == MQ_OUTCOME_SKIPPED)
-            mq_log_debug("%s: skipped: %s", id, r->detail);
-        else
-            mq_log_error("%s: cannot claim: %s", id, r->detail);
-        process_job_clear(&job);
+    if (!process_claim(&job, true, r))
         return;
-    }
     problem = mq_queue_entry_problem(job.entry);
     if (problem != NULL) {
         char *why = g_strdup_printf("%s: %s",

@@ -1,7 +1,8 @@
 /* process - one message from claim to removal: read, scan, rebuild, write
  * the result, quarantine the original, remove it from the incoming queue.
  *
- * Public functions: mq_process_message(), mq_process_result_clear(),
+ * Public functions: mq_process_message(), mq_process_poison(),
+ * mq_process_result_clear(),
  * mq_process_outcome_name().
  *
  * Every check yields findings (infected, banned, limits, encrypted,
@@ -72,6 +73,7 @@ struct mq_process_report {
     char *quarantine_id;
     bool sender_internal;       /* relay inside internal_networks and sender in
                                    local_domains: a notice may go back to it */
+    bool postmaster_only;       /* no notice to the sender (held unscanned) */
     unsigned finding_kinds;     /* bit (1 << enum mq_finding) per kind found */
     char **virus_names;         /* NULL-terminated */
 };
@@ -90,6 +92,12 @@ struct mq_process_result {
  * decision. */
 void mq_process_message(const struct mq_process_ctx *ctx, const char *id,
                         struct mq_process_result *result);
+/* Instead of mq_process_message() for a message on which attempts earlier
+ * attempts never ended (see attempts.h): holds it unscanned, reading its
+ * queue files only while attempts <= max_attempts, and reports it to the
+ * postmaster only. */
+void mq_process_poison(const struct mq_process_ctx *ctx, const char *id, unsigned attempts,
+                       struct mq_process_result *r);
 void mq_process_result_clear(struct mq_process_result *result);
 
 /* The verdict word logged for an outcome: "clean", "passed", "cleaned",

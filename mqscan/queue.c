@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/file.h>
@@ -130,8 +131,8 @@ queue_entry_set_problem(struct mq_queue_entry *e, GError *problem)
     e->problem = problem;
 }
 
-struct mq_queue_entry *
-mq_queue_claim(struct mq_queue *queue, const char *id, size_t max_size, GError **err)
+static struct mq_queue_entry *
+queue_claim(struct mq_queue *queue, const char *id, size_t max_size, bool parse, GError **err)
 {
     struct mq_queue_entry *e;
     char name[MQ_ID_MAX + 3];
@@ -178,6 +179,10 @@ mq_queue_claim(struct mq_queue *queue, const char *id, size_t max_size, GError *
         goto fail;
     }
 
+    if (!parse) {
+        g_set_error(&problem, MQ_ERROR, MQ_ERROR_CORRUPT, "%s: claimed without reading it", id);
+        goto problem;
+    }
     if (mq_fs_read_fd(e->qf_fd, MQ_QF_MAX_SIZE, &e->qf_raw, &e->qf_len, &problem) < 0)
         goto problem;
     e->qf = mq_qf_parse(e->qf_raw, e->qf_len, &problem);
@@ -219,6 +224,18 @@ fail:
         close(df_fd);
     mq_queue_entry_free(&e);
     return NULL;
+}
+
+struct mq_queue_entry *
+mq_queue_claim(struct mq_queue *queue, const char *id, size_t max_size, GError **err)
+{
+    return queue_claim(queue, id, max_size, true, err);
+}
+
+struct mq_queue_entry *
+mq_queue_claim_unread(struct mq_queue *queue, const char *id, GError **err)
+{
+    return queue_claim(queue, id, 0, false, err);
 }
 
 void

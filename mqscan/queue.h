@@ -1,8 +1,8 @@
 /* queue - sendmail queue directories: list, claim, write, remove, hold.
  *
  * Public functions: mq_queue_open(), mq_queue_free(), mq_queue_path(),
- * mq_queue_list(), mq_queue_stat(), mq_queue_claim(), mq_queue_entry_*(),
- * mq_queue_write(), mq_queue_remove(), mq_queue_hold().
+ * mq_queue_list(), mq_queue_stat(), mq_queue_claim(), mq_queue_claim_unread(),
+ * mq_queue_entry_*(), mq_queue_write(), mq_queue_remove(), mq_queue_hold().
  *
  * Claiming a message takes the lock sendmail itself uses: flock(LOCK_EX|
  * LOCK_NB) on the qf file. A qf that sendmail still holds (being received, or
@@ -63,6 +63,11 @@ int mq_queue_stat(struct mq_queue *queue, const char *id, uint64_t *size_r,
  * and the entry is fit only for mq_queue_hold(). */
 struct mq_queue_entry *mq_queue_claim(struct mq_queue *queue, const char *id,
                                       size_t max_size, GError **err);
+/* Claims message id like mq_queue_claim() but reads nothing: the entry is
+ * fit only for mq_queue_hold() (its problem says so). For a message whose
+ * very reading is suspect. */
+struct mq_queue_entry *mq_queue_claim_unread(struct mq_queue *queue, const char *id,
+                                             GError **err);
 void mq_queue_entry_free(struct mq_queue_entry **entry);
 
 /* Borrowed accessors. */

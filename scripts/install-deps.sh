@@ -32,6 +32,12 @@ if [ -n "$missing" ]; then
     apt-get install -y -q --no-install-recommends $missing
 fi
 
+# mqscand drops root for this user once started (mqscan.conf "user").
+if ! getent passwd mqscan >/dev/null; then
+    useradd --system --user-group --home-dir /var/lib/mqscan --no-create-home \
+        --shell /usr/sbin/nologin mqscan
+fi
+
 # The spamd package enables a system spamd (127.0.0.1:783). The tests start
 # their own on other ports and never use it; keep it off so that a test host
 # runs no spamd nobody asked for. dnsmasq-base ships no service.

@@ -55,6 +55,9 @@ hold_dir = "$2/hold"
 state_dir = "$2/state"
 scan_tmp_dir = "$2/scantmp"
 pid_file = "$2/mqscand.pid"
+# The tests' sendmail pairs run as root, so mqscand stays root too;
+# privdrop.sh covers running as another user.
+user = ""
 clamav_database_dir = "$MQ_TESTSIGS"
 filename_rules = "$MQ_CONFDIR/filename.rules"
 filetype_rules = "$MQ_CONFDIR/filetype.rules"

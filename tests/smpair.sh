@@ -11,6 +11,10 @@
 #   smpair_flush_out            run the outgoing queue once, in the foreground
 #   smpair_stop                 stop every process started here, by PID
 #
+# With SMPAIR_USER set (e.g. nobody), the incoming sendmail runs as that
+# user, both trust it (confTRUSTED_USER) and both queue directories belong
+# to it: the set-up of a gateway where mqscand drops root.
+#
 # Sendmail sleeps 60 s at start-up when the host name is unqualified, so every
 # sendmail runs in a private UTS namespace with a qualified name (needs root).
 
@@ -20,8 +24,13 @@ SMPAIR_PYTHON=${SMPAIR_PYTHON:-/usr/bin/python3}
 SMPAIR_LIBDIR=${SMPAIR_LIBDIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}
 
 smpair_run_sendmail() {
+    local as=
+    if [ "${1:-}" = --as-user ]; then
+        shift
+        as="setpriv --reuid=$SMPAIR_USER --regid=$(id -g "$SMPAIR_USER") --clear-groups"
+    fi
     if [ "$(id -u)" = 0 ] && unshare -u true 2>/dev/null; then
-        unshare -u sh -c 'hostname mqscan-ci.test && exec "$@"' sh "$SMPAIR_SENDMAIL" "$@"
+        unshare -u sh -c 'hostname mqscan-ci.test && exec "$@"' sh $as "$SMPAIR_SENDMAIL" "$@"
     else
         "$SMPAIR_SENDMAIL" "$@"
     fi
@@ -92,8 +101,16 @@ DAEMON_OPTIONS(\`Family=inet, Name=MTA-out, Addr=127.0.0.1, Port=$SMPAIR_PORT_OU
 MAILER(\`local')dnl
 MAILER(\`smtp')dnl
 M4
+    if [ -n "${SMPAIR_USER:-}" ]; then
+        printf "define(\`confTRUSTED_USER', \`%s')dnl\n" "$SMPAIR_USER" >> "$d/common.m4"
+    fi
     m4 "$d/in.mc" > "$d/in.cf" && m4 "$d/out.mc" > "$d/out.cf" || return 1
     : > "$d/in.st"; : > "$d/out.st"
+    if [ -n "${SMPAIR_USER:-}" ]; then
+        chmod 711 "$d"
+        : > "$d/in.pid"
+        chown "$SMPAIR_USER" "$d/mqueue.in" "$d/mqueue.out" "$d/in.st" "$d/in.pid"
+    fi
     smpair_run_sendmail -C "$d/out.cf" -bi >/dev/null 2>&1 || return 1
 }
 
@@ -122,7 +139,7 @@ smpair_start() {
         "$SMPAIR_PYTHON" -m aiosmtpd -n -l "127.0.0.1:$SMPAIR_PORT_SINK" \
         -c sink.RawSink "$d/sink" > "$d/sink.log" 2>&1 &
     echo $! > "$d/sink.pid"
-    smpair_run_sendmail -C "$d/in.cf" -bd || return 1
+    smpair_run_sendmail ${SMPAIR_USER:+--as-user} -C "$d/in.cf" -bd || return 1
     smpair_wait_port "$SMPAIR_PORT_IN" && smpair_wait_port "$SMPAIR_PORT_SINK"
 }
 
