@@ -18,6 +18,9 @@
 #      peak and after, the longest stall, and every message accounted for.
 # libclamav's temporary files go to tmpfs (/dev/shm), as scan_tmp_dir
 # should on a real gateway. Every process started here is stopped by PID.
+#
+# BENCH_PARTS (default "engine once reload") picks the parts; MQSCAND may
+# name another build of mqscand (make bench-engine MQSCAND=... to compare).
 set -u -o pipefail
 : "${ENGINE_BENCH:?}" "${MQSCAND:?}" "${SHARED_DIR:?}" "${MQ_SRCDIR:?}" "${BENCH_SRCDIR:?}"
 : "${BENCH_BUILDDIR:?}" "${SIGDB:?}"
@@ -37,15 +40,21 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+PARTS=" ${BENCH_PARTS:-engine once reload} "
+part() { case $PARTS in *" $1 "*) return 0 ;; esac; return 1; }
+
 "$PY" "$BENCH_SRCDIR/gen-sigdb.py" --testsigs "$SHARED_DIR/testsigs" "$SIGDB" || exit 1
-echo
-echo "== engine: $SIGDB =="
-"$ENGINE_BENCH" -t 1 -t 2 --tmpdir "$TMPFS" "$SIGDB" "$CORPUS/ham" "$CORPUS/spam" "$CORPUS/mime" ||
-    exit 1
-echo
-echo "== engine: the four test signatures, for comparison =="
-"$ENGINE_BENCH" -t 2 --tmpdir "$TMPFS" "$SHARED_DIR/testsigs" "$CORPUS/ham" "$CORPUS/spam" \
-    "$CORPUS/mime" | grep -v '^message set\|^before' || exit 1
+if part engine; then
+    echo
+    echo "== engine: $SIGDB =="
+    "$ENGINE_BENCH" -t 1 -t 2 --tmpdir "$TMPFS" "$SIGDB" "$CORPUS/ham" "$CORPUS/spam" "$CORPUS/mime" ||
+        exit 1
+    echo
+    echo "== engine: the four test signatures, for comparison =="
+    "$ENGINE_BENCH" -t 2 --tmpdir "$TMPFS" "$SHARED_DIR/testsigs" "$CORPUS/ham" "$CORPUS/spam" \
+        "$CORPUS/mime" | grep -v '^message set\|^before' || exit 1
+fi
+part once || part reload || exit 0
 
 echo
 if [ "$(id -u)" != 0 ] || [ ! -x /usr/sbin/sendmail ] || [ ! -f /usr/share/sendmail/cf/m4/cf.m4 ] ||
@@ -80,13 +89,14 @@ fresh() {
     sed -i "s/^workers = .*//" "$T/mqscan.conf"
     echo "workers = $1" >> "$T/mqscan.conf"
 }
-for w in 1 2; do
+part once && for w in 1 2; do
     fresh $w
     cp -p "$T"/template/* "$T/mqueue.in/"
     "$PY" "$BENCH_SRCDIR/daemon-bench.py" once "$MQSCAND" "$T/mqscan.conf" \
         "mqscand --once, workers = $w" || exit 1
 done
 
+part reload || exit 0
 echo
 echo "== mqscand daemon, workers = 2, kept busy; SIGHUP after 10 s =="
 fresh 2
