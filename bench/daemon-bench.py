@@ -17,7 +17,8 @@ fill: clones COUNT entries into QUEUE, cycling over TEMPLATE.
 
 once: runs "mqscand -c CONF --once -f" on what is queued, samples its
 VmRSS every 20 ms and prints LABEL, the messages per second mqscand itself
-reports (engine already loaded) and the peak and final resident memory.
+reports (engine already loaded), the CPU time it used per message (engine
+load included) and the peak and final resident memory.
 
 reload: runs "mqscand -c CONF -f" and keeps its incoming queue topped up
 to --backlog messages (the daemon is never short of work); after --warmup
@@ -41,6 +42,7 @@ Exit status: 0; 1 if a message was lost, the reload failed or mqscand died.
 """
 import os
 import re
+import resource
 import signal
 import statistics
 import subprocess
@@ -183,8 +185,11 @@ def cmd_fill(template, queue, count):
 
 
 def cmd_once(mqscand, conf, label):
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     d = Daemon([mqscand, "-c", conf, "--once", "-f"])
     rc = d.proc.wait()
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime
     d.reader.join(10)
     d.sampler.join(10)
     text = "\n".join(l for _, l in d.lines)
@@ -194,8 +199,9 @@ def cmd_once(mqscand, conf, label):
         sys.exit("daemon-bench: mqscand --once exited %d" % rc)
     peak = max(mb for _, mb in d.rss) if d.rss else 0
     last = d.rss[-1][1] if d.rss else 0
-    print("%s: %s messages in %s s: %s msg/s; VmRSS peak %.0f MB, at exit %.0f MB"
-          % (label, m.group(1), m.group(2), m.group(3), peak, last))
+    print("%s: %s messages in %s s: %s msg/s; CPU %.1f ms per message; VmRSS peak %.0f MB,"
+          " at exit %.0f MB" % (label, m.group(1), m.group(2), m.group(3),
+                                cpu * 1000 / max(1, int(m.group(1))), peak, last))
 
 
 def busy_gaps(intervals, lo, hi):
