@@ -2,7 +2,8 @@
 # compare-amavis.sh - mqscand against amavisd-new + clamd on the same mail,
 # run by "make bench-amavis" (as root).
 #
-# The message set is ../shared/corpus (ham, spam and MIME torture cases).
+# The message set is ../shared/corpus (ham, spam and MIME torture cases) and
+# one message carrying EICAR.
 #
 #   amavisd-new: Debian's package with a private configuration (no spam
 #   checks, no DKIM, every destiny D_PASS so that every message reaches the
@@ -20,8 +21,9 @@
 #   for libclamav; the rate is the one mqscand reports (engine loaded, as
 #   clamd's was).
 #
-# Prints messages per second for both, CPU seconds per message (less
-# sensitive to other load on the machine) and the ratios.
+# Prints messages per second for both, CPU time per message (less
+# sensitive to other load on the machine; engine loading excluded for both)
+# and the ratios.
 #
 # amavisd-new and clamav-daemon are installed with apt-get if missing; the
 # services those packages start are stopped and disabled at once (only for
@@ -114,7 +116,18 @@ if [ -z "$SIGS" ]; then
     cp "$SHARED_DIR"/testsigs/*.?db "$SIGS/"
     chmod 755 "$SIGS"; chmod 644 "$SIGS"/*
 fi
-files=("$CORPUS"/ham/*.eml "$CORPUS"/spam/*.eml "$CORPUS"/mime/*.eml)
+# The corpus, and one message with the EICAR test file (assembled here so
+# that the string is never stored in the tree), which both must find.
+{
+    printf 'From: eicar@example.com\nTo: rcpt@example.net\nSubject: eicar\n'
+    printf 'MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary="b"\n\n--b\n'
+    printf 'Content-Type: text/plain\n\nSee the attachment.\n--b\n'
+    printf 'Content-Type: application/octet-stream; name="eicar.com"\n'
+    printf 'Content-Transfer-Encoding: 7bit\n\n%s%s\n--b--\n' \
+        'X5O!P%@AP[4\PZX54(P^)7CC)7}$' 'EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*'
+} > "$A/eicar.eml"
+chmod 644 "$A/eicar.eml"
+files=("$CORPUS"/ham/*.eml "$CORPUS"/spam/*.eml "$CORPUS"/mime/*.eml "$A/eicar.eml")
 
 # CPU seconds (user + system) used so far by the given processes and the
 # children they waited for (amavisd runs file(1) on every message).
@@ -237,6 +250,13 @@ amavis_sent=$(echo "$out" | sed -n 's/^sent \([0-9]*\) of.*/\1/p' | tail -1)
 received=$(wc -l < "$A/sink.count" 2>/dev/null || echo 0)
 amavis_cpu=$(awk -v a="$cpu0" -v b="$cpu1" -v n="$amavis_sent" 'BEGIN{printf "%.1f", (b - a) * 1000 / n}')
 echo "the sink received $received; amavisd + clamd used $(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN{printf "%.1f", b - a}') CPU s: $amavis_cpu ms per message"
+# amavisd's verdicts (a message may have several: CLEAN and BAD-HEADER), from
+# its log lines, per task ID: proof that it scanned.
+sed -n 's/.*(\([0-9-]*\)) Passed \([^ ,]*\)[ ,].*/\1 \2/p' "$A/amavis/var/amavis.log" |
+    sort -u > "$A/verdicts"
+echo "amavisd verdicts for $(awk '{print $1}' "$A/verdicts" | sort -u | wc -l) messages:" \
+    "$(awk '{print $2}' "$A/verdicts" | sort | uniq -c |
+       awk '{printf "%s%d %s", (NR > 1 ? ", " : ""), $1, $2}')"
 kids=($(ps -o pid= --ppid "$AMAVISD_PID"))
 stop_pids "${PIDS[@]}"
 [ ${#kids[@]} -gt 0 ] && stop_pids "${kids[@]}"
