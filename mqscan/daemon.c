@@ -71,6 +71,7 @@ struct mq_daemon {
     GThread *reload_thread;
     struct daemon_runtime *reload_result;
     GError *reload_error;
+    GThread *retire_thread;         /* frees the runtime the last reload replaced */
     struct daemon_stats stats;
     struct mq_stats *stats_db;      /* NULL if it cannot be opened: counted nowhere */
     long heartbeat_pid;             /* the pid the pid file names */
@@ -251,6 +252,8 @@ mq_daemon_free(struct mq_daemon **daemon)
         return;
     if (d->reload_thread != NULL)
         g_thread_join(d->reload_thread);
+    if (d->retire_thread != NULL)
+        g_thread_join(d->retire_thread);
     daemon_runtime_free(&d->reload_result);
     g_clear_error(&d->reload_error);
     if (d->pool != NULL)
@@ -663,6 +666,19 @@ daemon_reload_thread(gpointer data)
     return NULL;
 }
 
+/* Frees the runtime a reload replaced. With a production database the
+ * engine in it takes most of a second to free (cl_engine_free() over
+ * millions of signatures); on this thread the new engine scans meanwhile,
+ * instead of every worker waiting for the main loop. */
+static gpointer
+daemon_retire_thread(gpointer data)
+{
+    struct daemon_runtime *rt = data;
+
+    daemon_runtime_free(&rt);
+    return NULL;
+}
+
 /* Called between batches once the reload thread is done. */
 static void
 daemon_reload_finish(struct mq_daemon *d)
@@ -683,7 +699,11 @@ daemon_reload_finish(struct mq_daemon *d)
     }
     same_queue = strcmp(d->reload_result->config->incoming_queue_dir,
                         d->rt->config->incoming_queue_dir) == 0;
-    daemon_runtime_free(&d->rt);
+    /* The previous reload's retirement is long finished: a reload takes
+     * far longer than freeing. No batch uses the old runtime any more. */
+    if (d->retire_thread != NULL)
+        g_thread_join(d->retire_thread);
+    d->retire_thread = g_thread_new("retire", daemon_retire_thread, d->rt);
     d->rt = d->reload_result;
     d->reload_result = NULL;
     mq_log_set_level(d->rt->config->log_level);

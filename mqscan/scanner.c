@@ -33,6 +33,8 @@ struct mq_scanner {
     struct mq_clamd *clamd;         /* clamd: owned; freed with the last reference */
     unsigned signatures;            /* libclamav; 0 for clamd (not known here) */
     uint64_t max_file_size;         /* libclamav, as the engine has it; 0 = none */
+    double load_seconds;            /* libclamav: cl_load(); 0 for clamd */
+    double compile_seconds;         /* libclamav: cl_engine_compile(); 0 for clamd */
     char *description;              /* owned; mq_scanner_describe() */
 };
 
@@ -198,6 +200,7 @@ mq_scanner_new(const char *db_dir, const char *tmp_dir,
     struct cl_engine *engine = NULL;
     unsigned sigs = 0;
     cl_error_t rc;
+    gint64 t0, t1, t2;
 
     if (db_dir == NULL)
         mq_log_panic("mq_scanner_new: db_dir is NULL");
@@ -239,7 +242,9 @@ mq_scanner_new(const char *db_dir, const char *tmp_dir,
     if (scanner_apply_limits(engine, limits, err) < 0)
         goto out;
 
+    t0 = g_get_monotonic_time();
     rc = cl_load(db_dir, engine, &sigs, CL_DB_STDOPT);
+    t1 = g_get_monotonic_time();
     if (rc != CL_SUCCESS) {
         g_set_error(err, MQ_ERROR, MQ_ERROR_ENGINE,
                     "cannot load signatures from %s: %s", db_dir, cl_strerror(rc));
@@ -252,6 +257,7 @@ mq_scanner_new(const char *db_dir, const char *tmp_dir,
         goto out;
     }
     rc = cl_engine_compile(engine);
+    t2 = g_get_monotonic_time();
     if (rc != CL_SUCCESS) {
         g_set_error(err, MQ_ERROR, MQ_ERROR_ENGINE,
                     "cannot compile signatures from %s: %s", db_dir, cl_strerror(rc));
@@ -264,6 +270,8 @@ mq_scanner_new(const char *db_dir, const char *tmp_dir,
     scanner->engine = engine;
     scanner->signatures = sigs;
     scanner->max_file_size = scanner_get_u64(engine, CL_ENGINE_MAX_FILESIZE);
+    scanner->load_seconds = (double)(t1 - t0) / 1e6;
+    scanner->compile_seconds = (double)(t2 - t1) / 1e6;
     engine = NULL;
     scanner->description = scanner_build_description(scanner);
 
@@ -350,6 +358,13 @@ const char *
 mq_scanner_describe(const struct mq_scanner *scanner)
 {
     return scanner->description;
+}
+
+void
+mq_scanner_build_times(const struct mq_scanner *scanner, double *load_r, double *compile_r)
+{
+    *load_r = scanner->load_seconds;
+    *compile_r = scanner->compile_seconds;
 }
 
 char *

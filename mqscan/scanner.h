@@ -2,8 +2,8 @@
  *
  * Public functions: mq_scanner_new(), mq_scanner_new_clamd(), mq_scanner_ref(),
  * mq_scanner_unref(),
- * mq_scanner_signatures(), mq_scanner_describe(), mq_scanner_check(),
- * mq_scanner_scan().
+ * mq_scanner_signatures(), mq_scanner_describe(), mq_scanner_build_times(),
+ * mq_scanner_check(), mq_scanner_scan().
  *
  * One compiled engine is shared, read-only, by every worker thread; it is
  * reference counted so that a reload can build a new engine while batches
@@ -79,6 +79,12 @@ unsigned mq_scanner_signatures(const struct mq_scanner *scanner);
 /* "libclamav 1.4.6, 4 signatures, database version N" - borrowed, valid
  * while the caller holds a reference. */
 const char *mq_scanner_describe(const struct mq_scanner *scanner);
+
+/* What building the engine cost, in seconds of wall time: loading the
+ * databases (cl_load) into *load_r and compiling them into *compile_r.
+ * Both are 0 for clamd, where nothing is built here. */
+void mq_scanner_build_times(const struct mq_scanner *scanner, double *load_r,
+                            double *compile_r);
 
 /* For --lint: the description, and for clamd the VERSION of the first
  * server that answers (so an unreachable farm is found before mail is).

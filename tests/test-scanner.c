@@ -441,8 +441,16 @@ test_load(void)
 {
     struct mq_scanner *scanner = new_scanner(&default_limits);
     const char *desc = mq_scanner_describe(scanner);
+    double load = -1, compile = -1;
 
     g_assert_cmpuint(mq_scanner_signatures(scanner), >=, 4);
+    /* Four signatures load and compile in milliseconds; a minute means the
+     * clock or the fields are wrong. */
+    mq_scanner_build_times(scanner, &load, &compile);
+    g_assert_cmpfloat(load, >, 0.0);
+    g_assert_cmpfloat(load, <, 60.0);
+    g_assert_cmpfloat(compile, >=, 0.0);
+    g_assert_cmpfloat(compile, <, 60.0);
     g_assert_true(g_str_has_prefix(desc, "libclamav "));
     g_assert_nonnull(strstr(desc, " signatures"));
     g_test_message("%s", desc);
