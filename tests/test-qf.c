@@ -737,6 +737,38 @@ test_too_large(void)
     g_free(big);
 }
 
+/* A header folded over 200,000 lines, near the size limit: the record is one
+ * value, byte for byte, and the parse is linear (joining line by line copied
+ * the value once per line: 8 MB took 100 s). */
+static void
+test_long_folded_header(void)
+{
+    static const char head[] = "V8\nT1\n" GOODENV "H??X-Folded: start";
+    GString *in = g_string_new(head), *out = g_string_new(NULL);
+    const char *name, *value;
+    gint64 start = g_get_monotonic_time();
+    struct mq_qf *qf;
+    GError *err = NULL;
+
+    for (int i = 0; i < 200000; i++)
+        g_string_append(in, "\n\tcontinued xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+    g_string_append(in, "\nH??Subject: after\n.\n");
+    qf = parse_exact(in->str, in->len, &err);
+    g_assert_no_error(err);
+    g_assert_cmpuint(mq_qf_header_count(qf), ==, 2);
+    mq_qf_header(qf, 0, &name, &value);
+    g_assert_cmpstr(name, ==, "X-Folded");
+    g_assert_cmpuint(strlen(value), ==, strlen(" start") + 200000 * 42);
+    g_assert_cmpstr(mq_qf_find_header(qf, "Subject"), ==, " after");
+    mq_qf_format(qf, 0, out);
+    g_assert_true(out->len == in->len && memcmp(out->str, in->str, in->len) == 0);
+    /* About 0.1 s; the quadratic join took minutes. */
+    g_assert_cmpint(g_get_monotonic_time() - start, <, 10 * G_USEC_PER_SEC);
+    mq_qf_free(&qf);
+    g_string_free(out, TRUE);
+    g_string_free(in, TRUE);
+}
+
 /* ---- data split / truncated at every point --------------------------------- */
 
 /* A qf cut at any byte is incomplete and must be refused cleanly. (The cut
@@ -1002,6 +1034,7 @@ main(int argc, char **argv)
     g_test_add_func("/qf/corrupt/table", test_corrupt);
     g_test_add_func("/qf/corrupt/near-misses-parse", test_near_misses_parse);
     g_test_add_func("/qf/corrupt/too-large", test_too_large);
+    g_test_add_func("/qf/long-folded-header", test_long_folded_header);
     g_test_add_func("/qf/split/every-prefix", test_every_prefix);
     g_test_add_func("/qf/split/mutations", test_mutations);
     g_test_add_func("/qf/panic/rcpt-index", test_panic_rcpt_index);
