@@ -944,6 +944,9 @@ mq_process_message(const struct mq_process_ctx *ctx, const char *id,
     job.qf = mq_queue_entry_qf(job.entry);
     df = mq_queue_entry_df(job.entry, &df_len);
     r->size = df_len;
+    /* Before anything reads the headers: what is scanned is what goes out. */
+    if (mq_qf_headers_blank_cr(job.qf) > 0)
+        mq_log_info("%s: CR in header fields made blanks", id);
 
     job.headers = g_string_sized_new(4096);
     mq_qf_headers_text(job.qf, job.headers);

@@ -100,6 +100,18 @@ qf_split_rcpt(struct qf_record *r)
     }
 }
 
+/* sendmail writes an envelope address on one line of printable bytes; a CR,
+ * a continuation line or another control character would go on into the
+ * outgoing queue, the SMTP commands and the notices. */
+static bool
+qf_has_control(const char *s)
+{
+    for (; *s != '\0'; s++)
+        if ((unsigned char)*s < ' ' || *s == 0x7f)
+            return true;
+    return false;
+}
+
 static void
 qf_index(struct mq_qf *qf)
 {
@@ -194,9 +206,13 @@ mq_qf_parse(const char *buf, size_t len, GError **err)
         case 'S':
             if (qf->sender != NULL)
                 return qf_fail(qf, err, "two sender records");
+            if (qf_has_control(r->value))
+                return qf_fail(qf, err, "control character or continuation line in the sender");
             qf->sender = qf_strip_angles(r->value);
             break;
         case 'R':
+            if (qf_has_control(r->value))
+                return qf_fail(qf, err, "control character or continuation line in a recipient");
             qf_split_rcpt(r);
             g_ptr_array_add(qf->rcpts, r);
             break;
@@ -338,6 +354,23 @@ mq_qf_remove_headers(struct mq_qf *qf, const char *prefix)
     }
     qf_index(qf);
     return removed;
+}
+
+size_t
+mq_qf_headers_blank_cr(struct mq_qf *qf)
+{
+    size_t n = 0;
+
+    for (guint i = 0; i < qf->headers->len; i++) {
+        struct qf_record *r = g_ptr_array_index(qf->headers, i);
+        for (char *p = r->value; *p != '\0'; p++) {
+            if (*p == '\r') {
+                *p = ' ';
+                n++;
+            }
+        }
+    }
+    return n;
 }
 
 void
