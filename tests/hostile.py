@@ -393,31 +393,38 @@ def many_parts(n):
             b"Content-Type: multipart/mixed; boundary=\"p\"\n", parts + b"--p--\n")
 
 
-def big_headers(lines, fold_mb):
-    """lines header lines, and one header folded over fold_mb MB."""
-    folded = b"X-Big: start" + b"".join(b"\n\t" + b"x" * 70 for _ in range(fold_mb * 14000))
+def big_headers(lines, mb):
+    """lines header lines, one header folded over mb MB and one line of mb MB."""
+    folded = b"X-Folded: start" + b"".join(b"\n\t" + b"x" * 70 for _ in range(mb * 14000))
+    long = b"X-Long: " + b"y" * (mb << 20)
     many = b"".join(b"X-H%d: value %d\n" % (i, i) for i in range(lines))
-    return b"From: s@example.net\nSubject: big headers\n" + many + folded + b"\n", TEXT
+    return (b"From: s@example.net\nSubject: big headers\n" + many + folded + b"\n" + long + b"\n",
+            TEXT)
 
 
-# name -> (builder of (head, body), what it is, the finding that must be logged)
+# name -> (builder of (head, body), what it is, its verdict, what must be logged)
 CENSUS = (r"message: unscannable \d+ lines that may be MIME parts or headers, "
           r"more than max_mime_parts")
 BOMBS = {
-    "deep-multipart": (lambda: deep_multipart(5000), "5,000 nested multiparts",
+    "deep-multipart": (lambda: deep_multipart(5000), "5,000 nested multiparts", "cleaned",
                        r"message: unscannable MIME nesting deeper than max_mime_depth"),
-    "deep-rfc822": (lambda: deep_rfc822(50000), "50,000 nested messages", CENSUS),
-    "parts": (lambda: many_parts(100000), "100,000 MIME parts", CENSUS),
-    "headers": (lambda: big_headers(100000, 4), "100,000 header lines and a 4 MB header", CENSUS),
+    "deep-rfc822": (lambda: deep_rfc822(50000), "50,000 nested messages", "cleaned", CENSUS),
+    "parts": (lambda: many_parts(100000), "100,000 MIME parts", "cleaned", CENSUS),
+    "headers": (lambda: big_headers(100000, 3), "100,000 header lines, 3 MB headers", "cleaned",
+                CENSUS),
+    # Over max_message_size (1M for this one): held unread.
+    "size": (lambda: mixed([TEXT, attach(b"attachment; filename=big.bin", bytes(3 << 20))]),
+             "3 MB over max_message_size", "held", r"^ over a size limit: "),
     "zip-4g": (lambda: bomb_message(b"bomb.zip", zip_bomb(4000)), "one member of 4,000 MiB",
-               r"\(bomb.zip\): limits Heuristics.Limits.Exceeded.MaxFileSize"),
+               "cleaned", r"\(bomb.zip\): limits Heuristics.Limits.Exceeded.MaxFileSize"),
     "zip64-4g": (lambda: bomb_message(b"bomb64.zip", zip_bomb(4200, zip64=True)),
-                 "one zip64 member of 4,200 MiB", r"\(bomb64.zip\): limits Unsupported.Zip64"),
+                 "one zip64 member of 4,200 MiB", "cleaned",
+                 r"\(bomb64.zip\): limits Unsupported.Zip64"),
     "zip-42": (lambda: bomb_message(b"42.zip", zip_42(4, 16, zip_bomb(100))),
-               "16^4 members of 100 MiB: 6.5 TiB",
+               "16^4 members of 100 MiB: 6.5 TiB", "cleaned",
                r"\(42.zip\): limits Heuristics.Limits.Exceeded.Max(FileSize|ScanSize|Recursion)"),
     "zip-files": (lambda: bomb_message(b"files.zip", zip_many(100000)), "100,000 members",
-                  r"\(files.zip\): limits Heuristics.Limits.Exceeded.MaxFiles"),
+                  "cleaned", r"\(files.zip\): limits Heuristics.Limits.Exceeded.MaxFiles"),
 }
 
 
@@ -446,9 +453,9 @@ def cmd_make(queuedir, casefile, which):
     if which == "content":
         cases = content_cases()
     else:
-        build, what, log = BOMBS[which[len("bomb-"):]]
+        build, what, verdict, log = BOMBS[which[len("bomb-"):]]
         head, body = build()
-        cases = [(which + ": " + what, message(head, body), ["cleaned"], False, log)]
+        cases = [(which + ": " + what, message(head, body), [verdict], False, log)]
     for n, (label, entry, verdicts, virus, log) in enumerate(cases, 1):
         qid = "H%05d" % n
         qf = write_entry(queuedir, qid, entry, now)
