@@ -233,6 +233,16 @@ def content_cases():
         case(label, mixed([b"Content-Type: " + ctype + b"\n\n" + text,
                            attach(b"attachment; filename=v.txt", e)]), ["cleaned"], True)
 
+    # The notice rewrites the text part's Content-Type (charset=utf-8): a CR
+    # in another of its parameters must not come out as a line end.
+    case("CR in a parameter of the text part", mixed([
+        b"Content-Type: text/plain; charset=us-ascii; x-junk=\"a\r" + EVIL.encode()
+        + b"\"\n\ntext\n", attach(b"attachment; filename=v.txt", e)]), ["cleaned"], True)
+    # More infected parts than findings are kept (100): the rebuilt message
+    # is scanned again, and what is left goes too.
+    case("150 infected attachments", mixed([TEXT] + [
+        attach(b"attachment; filename=v%d.txt" % i, e) for i in range(150)]), ["cleaned"], True)
+
     # Encoded words that decode to CR, LF, NUL, "/" and "..", in the subject
     # (logged, in the quarantine metadata, in the notices) and in file names.
     bad = "a\r\n" + EVIL + "\r\n\x00/../../x"
@@ -290,19 +300,20 @@ def content_cases():
          INTERNAL)
 
     # Queue files: valid IDs whose files are not what they claim.
-    for label, qf, df, verdicts, log in (
+    for label, qf, df, verdicts, virus, log in (
             ("qf with a NUL byte", qf_for(b"Subject: x\x00y", INBOUND, 0), b"body\n", ["held"],
-             "corrupt queue file: bad qf file: contains NUL bytes"),
-            ("qf with a 1 MB recipient", qf_for(b"Subject: x", INBOUND, 0).replace(
+             False, "corrupt queue file: bad qf file: contains NUL bytes"),
+            # In the log, the quarantine metadata and the report, cut short.
+            ("qf with a 1 MB recipient, infected", qf_for(b"Subject: x", INBOUND, 0).replace(
                 b"RPFD:<user@mqscan.test>", b"RPFD:<" + b"u" * (1 << 20) + b"@mqscan.test>"),
-             b"body\n", ["clean", "held"], None),
+             b"text\n" + e + b"\n", ["cleaned"], True, None),
             ("qf header without a name", qf_for(b": no name", INBOUND, 0), b"body\n", ["held"],
-             "corrupt queue file: bad qf file: header record without a field name"),
+             False, "corrupt queue file: bad qf file: header record without a field name"),
             ("qf without its end record", qf_for(b"Subject: x", INBOUND, 0)[:-2], b"body\n",
-             ["held"], "corrupt queue file: bad qf file: no end record"),
+             ["held"], False, "corrupt queue file: bad qf file: no end record"),
             ("df missing", qf_for(b"Subject: x", INBOUND, 0), None, ["held"],
-             "corrupt queue file: data file dfH\\d+: missing")):
-        out.append((label, {"raw_qf": qf, "df": df}, verdicts, False, log))
+             False, "corrupt queue file: data file dfH\\d+: missing")):
+        out.append((label, {"raw_qf": qf, "df": df}, verdicts, virus, log))
     return out
 
 
