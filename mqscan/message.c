@@ -59,14 +59,16 @@ message_global_init(void)
  * line counts), and a header for every line of a header block (at the
  * start, after such a line, and after the header block of a part whose
  * Content-Type names a message, which GMime parses as a message of its
- * own). Each costs GMime about a kilobyte: 5 MB of "--b" lines made a
- * million parts and 1.3 GB, long before the walk's limits could say no.
+ * own, as it does every part of a multipart/digest that names no type).
+ * Each costs GMime about a kilobyte: 5 MB of "--b" lines made a million
+ * parts and 1.3 GB, long before the walk's limits could say no.
  */
 struct message_census {
     uint64_t objects;
     bool in_headers;            /* the line is in what can be a header block */
     bool in_content_type;       /* ... and in a Content-Type field */
-    bool inner;                 /* that field named a message */
+    bool inner;                 /* a message follows the header block */
+    bool digest;                /* a Content-Type named a digest */
 };
 
 static bool
@@ -106,7 +108,7 @@ message_census(struct message_census *c, const char *p, size_t len)
         if (n >= 2 && p[0] == '-' && p[1] == '-') {
             c->objects++;
             c->in_headers = true;
-            c->inner = false;
+            c->inner = c->digest;
             c->in_content_type = false;
         } else if (c->in_headers && n == 0) {
             message_census_blank(c);
@@ -116,6 +118,8 @@ message_census(struct message_census *c, const char *p, size_t len)
                 c->in_content_type = n >= 12 && g_ascii_strncasecmp(p, "content-type", 12) == 0;
             if (c->in_content_type && message_line_has(p, n, "message"))
                 c->inner = true;
+            if (c->in_content_type && message_line_has(p, n, "digest"))
+                c->digest = true;
         }
         p = nl != NULL ? nl + 1 : end;
     }

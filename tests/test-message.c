@@ -408,6 +408,10 @@ static const struct {
     /* The header block of an attached message is GMime's too. */
     { "100,000 header lines in an attached message", CENSUS_MULTI,
       "--b\nContent-Type: message/rfc822\n\n", "A: b\n", 100000, "\ntext\n--b--\n", false },
+    /* A part of a digest is a message unless it says otherwise. */
+    { "100,000 header lines in a message of a digest",
+      "Content-Type: multipart/digest; boundary=b\n", "--b\n\n", "A: b\n", 100000,
+      "\ntext\n--b--\n", false },
     { "... whose Content-Type is folded", CENSUS_MULTI,
       "--b\nContent-Type:\n message/rfc822\n\n", "A: b\n", 100000, "\ntext\n--b--\n", false },
     { "100,000 header lines in a top-level attached message",
