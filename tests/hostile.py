@@ -421,6 +421,10 @@ BOMBS = {
                        r"message: unscannable MIME nesting deeper than max_mime_depth"),
     "deep-rfc822": (lambda: deep_rfc822(50000), "50,000 nested messages", "cleaned", CENSUS),
     "parts": (lambda: many_parts(100000), "100,000 MIME parts", "cleaned", CENSUS),
+    "digest": (lambda: (b"Subject: digest\nMIME-Version: 1.0\n"
+                        b"Content-Type: multipart/digest; boundary=\"d\"\n",
+                        b"--d\n\n" + b"A: b\n" * 1000000 + b"\ntext\n--d--\n"),
+               "1,000,000 header lines in a digest's message", "cleaned", CENSUS),
     "headers": (lambda: big_headers(100000, 3), "100,000 header lines, 3 MB headers", "cleaned",
                 CENSUS),
     # Over max_message_size (1M for this one): held unread.
