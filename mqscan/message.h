@@ -21,7 +21,9 @@
  *
  * DIAGNOSTICS
  * mq_message_parse() returns NULL with MQ_ERROR_CORRUPT when GMime cannot
- * make a message out of the input (the caller still scans the raw bytes).
+ * make a message out of the input (the caller still scans the raw bytes),
+ * and with MQ_ERROR_LIMIT, before GMime sees it, when the input could make
+ * GMime build more parts and headers than the limits allow for.
  * mq_message_foreach_leaf() fails with MQ_ERROR_LIMIT when the MIME tree is
  * deeper or has more parts than allowed. Bad leaf indexes panic.
  */
@@ -30,6 +32,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <glib.h>
 
@@ -56,11 +59,19 @@ typedef int mq_message_leaf_fn(const struct mq_message_leaf *leaf,
                                void *ctx, GError **err);
 
 /* Parses headers (an RFC 5322 header block, LF line ends, without the blank
- * line) followed by body. Returns a new message (caller frees with
+ * line) followed by body. GMime builds an object of about a kilobyte for
+ * every part and header line it reads, so first the lines that can become
+ * one (lines starting with "--", and the lines of what can be a header
+ * block) are counted; more than MQ_MESSAGE_OBJECTS(limits) and the input is
+ * refused (MQ_ERROR_LIMIT) unread. Returns a new message (caller frees with
  * mq_message_free()) or NULL with err set. */
 struct mq_message *mq_message_parse(const char *headers, size_t headers_len,
                                     const char *body, size_t body_len,
-                                    GError **err);
+                                    const struct mq_message_limits *limits, GError **err);
+
+/* Lines that may become GMime objects, at most: room for max_parts parts with
+ * several header lines each, and for a long header block. */
+#define MQ_MESSAGE_OBJECTS(limits) (8 * (uint64_t)(limits)->max_parts + 65536)
 
 /* Frees *msg and sets it to NULL. NULL is allowed. */
 void mq_message_free(struct mq_message **msg);

@@ -275,17 +275,27 @@ process_check(struct process_job *job, const char *buf, size_t len)
     size_t df_len;
     char *name = NULL;
     GError *error = NULL;
+    bool over_limits = false;
     int verdict;
 
     df = mq_queue_entry_df(job->entry, &df_len);
-    job->msg = mq_message_parse(job->headers->str, job->headers->len, df, df_len, &error);
-    if (job->msg == NULL) {
+    job->msg = mq_message_parse(job->headers->str, job->headers->len, df, df_len, &limits,
+                                &error);
+    if (job->msg == NULL && error->code == MQ_ERROR_LIMIT) {
+        /* Over the limits, the message is not read any further: libclamav's
+         * mail parser builds as much for it as GMime would (a 7 MB nest of
+         * multiparts: 270 MB), and the finding decides already. */
+        mq_log_info("%s: MIME structure not parsed (%s); not scanned", job->id, error->message);
+        process_add_finding(job, MQ_FINDING_UNSCANNABLE, -1, error->message, NULL, NULL, NULL,
+                            0);
+        over_limits = true;
+    } else if (job->msg == NULL) {
         mq_log_info("%s: MIME structure not parsed (%s); whole message scanned as one",
                     job->id, error->message);
-        g_clear_error(&error);
     }
+    g_clear_error(&error);
     process_spam(job, buf, len);
-    if (job->spam_stop)
+    if (job->spam_stop || over_limits)
         return;
 
     verdict = mq_scanner_scan(job->ctx->scanner, buf, len, job->id, &name, &error);
@@ -428,7 +438,9 @@ process_rebuild(struct process_job *job, bool whole, GByteArray *out, GError **e
         if (job->msg == NULL) {
             /* A minimal message to carry the notice; its Content-* headers
              * replace the original ones below. */
-            job->msg = mq_message_parse("Subject: x\n", 11, "", 0, err);
+            const struct mq_message_limits limits = { 1, 1 };
+
+            job->msg = mq_message_parse("Subject: x\n", 11, "", 0, &limits, err);
             if (job->msg == NULL)
                 goto done;
         }
@@ -995,6 +1007,9 @@ mq_process_message(const struct mq_process_ctx *ctx, const char *id,
     job.qf = mq_queue_entry_qf(job.entry);
     df = mq_queue_entry_df(job.entry, &df_len);
     r->size = df_len;
+    /* Before anything reads the headers: what is scanned is what goes out. */
+    if (mq_qf_headers_blank_cr(job.qf) > 0)
+        mq_log_info("%s: CR in header fields made blanks", id);
 
     job.headers = g_string_sized_new(4096);
     mq_qf_headers_text(job.qf, job.headers);

@@ -100,6 +100,18 @@ qf_split_rcpt(struct qf_record *r)
     }
 }
 
+/* sendmail writes an envelope address on one line of printable bytes; a CR,
+ * a continuation line or another control character would go on into the
+ * outgoing queue, the SMTP commands and the notices. */
+static bool
+qf_has_control(const char *s)
+{
+    for (; *s != '\0'; s++)
+        if ((unsigned char)*s < ' ' || *s == 0x7f)
+            return true;
+    return false;
+}
+
 static void
 qf_index(struct mq_qf *qf)
 {
@@ -123,7 +135,6 @@ struct mq_qf *
 mq_qf_parse(const char *buf, size_t len, GError **err)
 {
     struct mq_qf *qf;
-    struct qf_record *last = NULL;
     const char *p = buf, *end = buf + len;
     bool ended = false, have_version = false;
     uint64_t num;
@@ -148,23 +159,28 @@ mq_qf_parse(const char *buf, size_t len, GError **err)
         if (n == 0)
             return qf_fail(qf, err, "empty line");
         if (*p == ' ' || *p == '\t') {
-            char *joined;
-            if (last == NULL)
-                return qf_fail(qf, err, "continuation line before any record");
-            joined = g_strdup_printf("%s\n%.*s", last->value, (int)n, p);
-            g_free(last->value);
-            last->value = joined;
+            /* Those after a record are taken with it, below. */
+            return qf_fail(qf, err, "continuation line before any record");
         } else if (*p == '.' && n == 1) {
             if (nl == NULL)
                 return qf_fail(qf, err, "end record without a newline (incomplete file)");
             ended = true;
-            last = NULL;
         } else {
-            last = g_new0(struct qf_record, 1);
-            last->type = *p;
-            last->value = g_strndup(p + 1, n - 1);
-            g_ptr_array_add(qf->records, last);
-            if (qf->records->len == 1 && last->type != 'V')
+            struct qf_record *r;
+
+            /* The record and the continuation lines after it, newlines
+             * kept, copied once: joining line by line would copy a header
+             * folded over a hundred thousand lines once per line. */
+            while (nl != NULL && nl + 1 < end && (nl[1] == ' ' || nl[1] == '\t')) {
+                nl = memchr(nl + 1, '\n', (size_t)(end - nl - 1));
+                line_end = nl ? nl : end;
+            }
+            n = (size_t)(line_end - p);
+            r = g_new0(struct qf_record, 1);
+            r->type = *p;
+            r->value = g_strndup(p + 1, n - 1);
+            g_ptr_array_add(qf->records, r);
+            if (qf->records->len == 1 && r->type != 'V')
                 return qf_fail(qf, err, "does not start with a version record");
         }
         if (nl == NULL)
@@ -190,9 +206,13 @@ mq_qf_parse(const char *buf, size_t len, GError **err)
         case 'S':
             if (qf->sender != NULL)
                 return qf_fail(qf, err, "two sender records");
+            if (qf_has_control(r->value))
+                return qf_fail(qf, err, "control character or continuation line in the sender");
             qf->sender = qf_strip_angles(r->value);
             break;
         case 'R':
+            if (qf_has_control(r->value))
+                return qf_fail(qf, err, "control character or continuation line in a recipient");
             qf_split_rcpt(r);
             g_ptr_array_add(qf->rcpts, r);
             break;
@@ -334,6 +354,23 @@ mq_qf_remove_headers(struct mq_qf *qf, const char *prefix)
     }
     qf_index(qf);
     return removed;
+}
+
+size_t
+mq_qf_headers_blank_cr(struct mq_qf *qf)
+{
+    size_t n = 0;
+
+    for (guint i = 0; i < qf->headers->len; i++) {
+        struct qf_record *r = g_ptr_array_index(qf->headers, i);
+        for (char *p = r->value; *p != '\0'; p++) {
+            if (*p == '\r') {
+                *p = ' ';
+                n++;
+            }
+        }
+    }
+    return n;
 }
 
 void

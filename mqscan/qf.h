@@ -3,7 +3,8 @@
  * Public functions: mq_qf_parse(), mq_qf_free(), mq_qf_sender(),
  * mq_qf_rcpt_count(), mq_qf_rcpt(), mq_qf_ctime(), mq_qf_body_type(),
  * mq_qf_macro(), mq_qf_header_count(), mq_qf_header(), mq_qf_find_header(),
- * mq_qf_remove_headers(), mq_qf_add_header(), mq_qf_replace_content_headers(),
+ * mq_qf_remove_headers(), mq_qf_headers_blank_cr(), mq_qf_add_header(),
+ * mq_qf_replace_content_headers(),
  * mq_qf_set_recipient(), mq_qf_headers_text(), mq_qf_format().
  *
  * A qf file is a list of records, one per line, the first byte saying what
@@ -18,7 +19,9 @@
  * DIAGNOSTICS
  * mq_qf_parse() returns NULL with MQ_ERROR_CORRUPT (and a reason a
  * postmaster can act on) for anything that is not a complete version 8 qf:
- * no "." end record, NUL bytes, no sender, no recipient, an unknown version.
+ * no "." end record, NUL bytes, no sender, no recipient, an unknown version,
+ * a control character (a continuation line too) in the sender or a
+ * recipient.
  * Index arguments out of range panic.
  */
 #ifndef MQSCAN_QF_H
@@ -73,6 +76,12 @@ const char *mq_qf_find_header(const struct mq_qf *qf, const char *name);
  * "X-mqscan" so that nobody outside can pre-stamp a message. Returns how
  * many were removed. */
 size_t mq_qf_remove_headers(struct mq_qf *qf, const char *prefix);
+
+/* Replaces every CR in the header records by a blank. sendmail ends header
+ * lines with LF alone, so a CR is the sender's, and a reader that takes a
+ * bare CR for the end of a line would see the rest as a header of its own
+ * ("Subject: hi\rBcc: ..."). Returns how many were replaced. */
+size_t mq_qf_headers_blank_cr(struct mq_qf *qf);
 
 /* Appends a header after the existing ones. name must be a valid field name
  * (panics otherwise: names are ours, never the attacker's). value may carry

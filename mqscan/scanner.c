@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include <clamav.h>
+#include <gio/gio.h>
 #include <glib.h>
 
 #include "mqscan/clamd.h"
@@ -35,15 +36,23 @@ struct mq_scanner {
     uint64_t max_file_size;         /* libclamav, as the engine has it; 0 = none */
     double load_seconds;            /* libclamav: cl_load(); 0 for clamd */
     double compile_seconds;         /* libclamav: cl_engine_compile(); 0 for clamd */
+    uint64_t max_scan_size;         /* libclamav, as the engine has it; 0 = none */
+    uint64_t max_files;             /* libclamav, as the engine has it; 0 = none */
     char *description;              /* owned; mq_scanner_describe() */
 };
 
 /* Passed through libclamav as the scan context, so that its warnings about a
- * scan can say which object they are about. Lives on the scanning thread's
+ * scan can say which object they are about, and so that the inspection
+ * callback can say why it stopped the scan. Lives on the scanning thread's
  * stack for the duration of one scan. */
 struct scanner_scan_ctx {
     const char *name_hint;          /* may be NULL */
+    const struct mq_scanner *scanner;
+    const char *unreadable;         /* set by scanner_clcb_inspect() */
 };
+
+/* The name libclamav gives an object its inspection callback blocked. */
+#define SCANNER_INSPECT_VIRNAME "Detected.By.Callback.Inspection"
 
 /* Everything libclamav says goes through here. Its text can quote names
  * taken from inside archives (attacker data), so it is sanitized, and the
@@ -80,6 +89,214 @@ scanner_clcb_msg(enum cl_msg severity, const char *fullmsg, const char *msg,
     g_free(hint);
     g_free(clean);
     g_free(copy);
+}
+
+/* ---- what libclamav's zip reader passes over ------------------------------ */
+
+/*
+ * libclamav 1.4 reads zip archives with its own code (unzip.c), which skips
+ * some members without a word and calls the archive clean:
+ *  - zip64 members (a size or offset field of 0xFFFFFFFF, "see the zip64
+ *    extra field"): it takes the field as a size, finds the member "out of
+ *    file" and goes on. Mail never needs zip64 (it is for members over 4 GB).
+ *  - members compressed with a method it does not know (LZMA, PPMd, XZ,
+ *    Zstandard, ...), which 7-Zip and WinZip unpack.
+ *  - the part of a member beyond MaxFileSize: it inflates that much, scans
+ *    it, and drops the rest ("trimming output size"), where every other
+ *    unpacker of libclamav reports Heuristics.Limits.Exceeded.MaxFileSize.
+ *    A 4 GB bomb is 4 MB of deflate; a virus after 64 MB of zeros passes.
+ * And it checks every central record against the others before it unpacks
+ * anything, in time that grows with the square of their number (40,000
+ * empty members: a minute), before MaxFiles is counted.
+ * So every object of a scan that is a zip is walked here first, the way
+ * libclamav walks it (the central directory the end record names, else the
+ * local headers one after the other), and one of these stops the scan as
+ * unscannable. Encrypted members are left to libclamav, which reports them.
+ */
+#define ZIP_LOCAL_LEN 30
+#define ZIP_CENTRAL_LEN 46
+#define ZIP_END_LEN 22
+#define ZIP_COMMENT_MAX 65535
+#define ZIP_FLAG_ENCRYPTED 0x0001
+#define ZIP_FLAG_DESCRIPTOR 0x0008
+
+/* One archive's walk: the limits, and what its members add up to. */
+struct scanner_zip {
+    const unsigned char *buf;
+    size_t len;
+    uint64_t max_file_size;
+    uint64_t max_scan_size;
+    uint64_t max_files;
+    uint64_t total;             /* uncompressed bytes of the members so far */
+};
+
+static uint16_t
+scanner_le16(const unsigned char *p)
+{
+    return (uint16_t)(p[0] | p[1] << 8);
+}
+
+static uint32_t
+scanner_le32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* How many bytes the raw deflate stream at data inflates to, counting no
+ * further than stop + 1: the headers may lie, the stream cannot. */
+static uint64_t
+scanner_inflated_size(const unsigned char *data, size_t len, uint64_t stop)
+{
+    GConverter *z = G_CONVERTER(g_zlib_decompressor_new(G_ZLIB_COMPRESSOR_FORMAT_RAW));
+    unsigned char out[65536];
+    uint64_t total = 0;
+
+    while (total <= stop) {
+        gsize read = 0, written = 0;
+        GConverterResult r = g_converter_convert(z, data, len, out, sizeof(out),
+                                                 G_CONVERTER_NO_FLAGS, &read, &written, NULL);
+        total += written;
+        data += read;
+        len -= read;
+        if (r == G_CONVERTER_ERROR || r == G_CONVERTER_FINISHED || (read == 0 && written == 0))
+            break;
+    }
+    g_object_unref(z);
+    return total;
+}
+
+/* The member whose local header is at off; csize and usize are the central
+ * record's (NULL: none, walking local headers), which libclamav uses when
+ * the sizes follow the data. Returns a problem or NULL; *next_r is where the
+ * next local header would be. */
+static const char *
+scanner_zip_member(struct scanner_zip *z, size_t off, const unsigned char *central,
+                   size_t *next_r)
+{
+    const unsigned char *p = z->buf + off;
+    uint32_t csize, usize;
+    uint16_t flags, method;
+    uint64_t size;
+    size_t data;
+
+    *next_r = z->len;
+    if (off > z->len || z->len - off < ZIP_LOCAL_LEN || memcmp(p, "PK\003\004", 4) != 0)
+        return NULL;            /* libclamav finds nothing there either */
+    flags = scanner_le16(p + 6);
+    method = scanner_le16(p + 8);
+    csize = scanner_le32(p + 18);
+    usize = scanner_le32(p + 22);
+    if (csize == 0xFFFFFFFFu || usize == 0xFFFFFFFFu)
+        return "Unsupported.Zip64";
+    if ((flags & ZIP_FLAG_DESCRIPTOR) && central != NULL) {
+        csize = scanner_le32(central + 20);
+        usize = scanner_le32(central + 24);
+    }
+    data = off + ZIP_LOCAL_LEN + scanner_le16(p + 26) + scanner_le16(p + 28);
+    if (data > z->len || csize == 0 || (flags & ZIP_FLAG_ENCRYPTED))
+        return NULL;            /* out of file, empty, or libclamav's to report */
+    *next_r = csize <= z->len - data ? data + csize : z->len;
+    switch (method) {
+    case 0:                     /* stored */
+        size = csize;
+        break;
+    case 8:                     /* deflate */
+        size = scanner_inflated_size(z->buf + data, MIN((size_t)csize, z->len - data),
+                                     z->max_file_size);
+        break;
+    case 6:                     /* implode, deflate64, bzip2: as declared. */
+    case 9:                     /* XXX a false size in their headers is */
+    case 12:                    /* not found here. */
+        size = usize;
+        break;
+    default:
+        return "Unsupported.ZipMethod";
+    }
+    if (z->max_file_size > 0 && size > z->max_file_size)
+        return "Heuristics.Limits.Exceeded.MaxFileSize";
+    z->total += size;
+    if (z->max_scan_size > 0 && z->total > z->max_scan_size)
+        return "Heuristics.Limits.Exceeded.MaxScanSize";
+    return NULL;
+}
+
+/* The end record: the last "PK\5\6" that can be one (a comment may follow
+ * it). NULL if there is none. */
+static const unsigned char *
+scanner_zip_end(const unsigned char *buf, size_t len)
+{
+    size_t lowest;
+
+    if (len < ZIP_END_LEN)
+        return NULL;
+    lowest = len - ZIP_END_LEN > ZIP_COMMENT_MAX ? len - ZIP_END_LEN - ZIP_COMMENT_MAX : 0;
+    for (size_t off = len - ZIP_END_LEN + 1; off-- > lowest;) {
+        if (memcmp(buf + off, "PK\005\006", 4) == 0)
+            return buf + off;
+    }
+    return NULL;
+}
+
+/* What libclamav would pass over in buf if it is a zip archive, or NULL. */
+static const char *
+scanner_zip_problem(struct scanner_zip *z)
+{
+    const unsigned char *end = scanner_zip_end(z->buf, z->len);
+    const char *problem = NULL;
+    uint64_t entries = 0;
+    size_t off, next;
+
+    if (end != NULL) {
+        if (scanner_le32(end + 12) == 0xFFFFFFFFu || scanner_le32(end + 16) == 0xFFFFFFFFu)
+            return "Unsupported.Zip64";
+        off = scanner_le32(end + 16);
+        while (problem == NULL && off <= z->len && z->len - off >= ZIP_CENTRAL_LEN
+               && memcmp(z->buf + off, "PK\001\002", 4) == 0) {
+            const unsigned char *c = z->buf + off;
+
+            if (z->max_files > 0 && ++entries > z->max_files)
+                return "Heuristics.Limits.Exceeded.MaxFiles";
+            if (scanner_le32(c + 20) == 0xFFFFFFFFu || scanner_le32(c + 24) == 0xFFFFFFFFu
+                || scanner_le32(c + 42) == 0xFFFFFFFFu)
+                return "Unsupported.Zip64";
+            problem = scanner_zip_member(z, scanner_le32(c + 42), c, &next);
+            off += ZIP_CENTRAL_LEN + (size_t)scanner_le16(c + 28) + scanner_le16(c + 30)
+                   + scanner_le16(c + 32);
+        }
+        if (entries > 0 || problem != NULL)
+            return problem;
+    }
+    /* No central directory: the local headers, one after the other. */
+    for (off = 0; problem == NULL && off < z->len; off = next) {
+        if (z->max_files > 0 && ++entries > z->max_files)
+            return "Heuristics.Limits.Exceeded.MaxFiles";
+        problem = scanner_zip_member(z, off, NULL, &next);
+    }
+    return problem;
+}
+
+/* Called by libclamav for every object of a scan (the message, and each
+ * part, member and layer it unpacks) before it looks into it, cached or
+ * not. An object it would pass over unread stops the scan, which then ends
+ * as "infected" with SCANNER_INSPECT_VIRNAME; ctx->unreadable says why. */
+static cl_error_t
+scanner_clcb_inspect(int fd, const char *type, const char **ancestors, size_t parent_file_size,
+                     const char *file_name, size_t file_size, const char *file_buffer,
+                     uint32_t recursion_level, uint32_t layer_attributes, void *context)
+{
+    struct scanner_scan_ctx *ctx = context;
+    struct scanner_zip z;
+
+    if (ctx == NULL || file_buffer == NULL || ctx->unreadable != NULL)
+        return CL_CLEAN;
+    z = (struct scanner_zip){
+        .buf = (const unsigned char *)file_buffer, .len = file_size,
+        .max_file_size = ctx->scanner->max_file_size,
+        .max_scan_size = ctx->scanner->max_scan_size,
+        .max_files = ctx->scanner->max_files,
+    };
+    ctx->unreadable = scanner_zip_problem(&z);
+    return ctx->unreadable != NULL ? CL_VIRUS : CL_CLEAN;
 }
 
 /*
@@ -241,6 +458,7 @@ mq_scanner_new(const char *db_dir, const char *tmp_dir,
      * as clean. */
     if (scanner_apply_limits(engine, limits, err) < 0)
         goto out;
+    cl_engine_set_clcb_file_inspection(engine, scanner_clcb_inspect);
 
     t0 = g_get_monotonic_time();
     rc = cl_load(db_dir, engine, &sigs, CL_DB_STDOPT);
@@ -272,6 +490,8 @@ mq_scanner_new(const char *db_dir, const char *tmp_dir,
     scanner->max_file_size = scanner_get_u64(engine, CL_ENGINE_MAX_FILESIZE);
     scanner->load_seconds = (double)(t1 - t0) / 1e6;
     scanner->compile_seconds = (double)(t2 - t1) / 1e6;
+    scanner->max_scan_size = scanner_get_u64(engine, CL_ENGINE_MAX_SCANSIZE);
+    scanner->max_files = scanner_get_u64(engine, CL_ENGINE_MAX_FILES);
     engine = NULL;
     scanner->description = scanner_build_description(scanner);
 
@@ -441,7 +661,7 @@ scanner_limit_name(cl_error_t rc)
     case CL_EMAXSIZE:
         return "Limits.Exceeded.MaxSize";
     case CL_EMAXFILES:
-        return "Limits.Exceeded.MaxFiles";
+        return "Heuristics.Limits.Exceeded.MaxFiles";
     case CL_ETIMEOUT:
         return "Limits.Exceeded.MaxScanTime";
     default:
@@ -479,7 +699,7 @@ static int
 scanner_scan_libclamav(struct mq_scanner *scanner, const void *buf, size_t len,
                        const char *name_hint, char **name_r, GError **err)
 {
-    struct scanner_scan_ctx ctx = { .name_hint = name_hint };
+    struct scanner_scan_ctx ctx = { .name_hint = name_hint, .scanner = scanner };
     struct cl_scan_options opts;
     const char *virname = NULL;
     const char *limit;
@@ -518,6 +738,13 @@ scanner_scan_libclamav(struct mq_scanner *scanner, const void *buf, size_t len,
     case CL_CLEAN:
         return MQ_SCAN_CLEAN;
     case CL_VIRUS:
+        /* Stopped by scanner_clcb_inspect(): not read, so not clean. A
+         * signature that matched before it keeps its own name. */
+        if (ctx.unreadable != NULL && virname != NULL
+            && strcmp(virname, SCANNER_INSPECT_VIRNAME) == 0) {
+            *name_r = g_strdup(ctx.unreadable);
+            return MQ_SCAN_UNSCANNABLE;
+        }
         /* virname points into the engine (or a static string); copy it.
          * A CL_VIRUS without a name should not happen any more (see the
          * size check above); it still is not clean. */

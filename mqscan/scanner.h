@@ -17,7 +17,9 @@
  * A scan verdict is not an error: mq_scanner_scan() returns a verdict, and
  * returns -1 only when the engine could not give one (MQ_ERROR_ENGINE). A
  * scan that hits a configured limit is the verdict MQ_SCAN_UNSCANNABLE, never
- * "clean".
+ * "clean"; so is one that libclamav would finish without reading all of an
+ * object (zip64 members, zip methods it does not know, zip members it would
+ * cut at MaxFileSize: names "Unsupported.*" and "Heuristics.Limits.*").
  *
  * DIAGNOSTICS
  * mq_scanner_new() returns NULL with MQ_ERROR_ENGINE when the database
@@ -45,7 +47,8 @@ struct mq_scanner_limits {
 enum mq_scan_verdict {
     MQ_SCAN_CLEAN,
     MQ_SCAN_INFECTED,           /* *name_r is the signature name */
-    MQ_SCAN_UNSCANNABLE,        /* a limit was hit; *name_r says which */
+    MQ_SCAN_UNSCANNABLE,        /* a limit was hit, or content could not be
+                                   read; *name_r says which */
     MQ_SCAN_ENCRYPTED,          /* an encrypted archive ("Heuristics.Encrypted.*") */
 };
 

@@ -102,7 +102,7 @@ parse_whole(const char *data, size_t len, GError **err)
     size_t hlen, blen;
 
     test_split_message(data, len, &hlen, &body, &blen);
-    return mq_message_parse(data, hlen, body, blen, err);
+    return mq_message_parse(data, hlen, body, blen, &default_limits, err);
 }
 
 static struct mq_message *
@@ -356,7 +356,7 @@ test_limits(void)
         int rc;
 
         g_test_message("limit case: %s", limit_cases[c].what);
-        msg = mq_message_parse(data, hlen, data + hlen + 1, len - hlen - 1, &err);
+        msg = mq_message_parse(data, hlen, data + hlen + 1, len - hlen - 1, &default_limits, &err);
         g_assert_no_error(err);
         g_assert_nonnull(msg);
         rc = mq_message_foreach_leaf(msg, &limit_cases[c].limits, count_calls, &calls, &err);
@@ -374,6 +374,89 @@ test_limits(void)
         }
         mq_message_free(&msg);
         g_free(data);
+    }
+}
+
+/* ---- what GMime is given ---------------------------------------------------- */
+
+/* n copies of unit after a header block head ("" for none) and before tail. */
+static char *
+gen_repeat(const char *head, const char *unit, unsigned n, const char *tail)
+{
+    GString *s = g_string_new(head);
+
+    for (unsigned i = 0; i < n; i++)
+        g_string_append(s, unit);
+    g_string_append(s, tail);
+    return g_string_free(s, FALSE);
+}
+
+#define CENSUS_MULTI "Content-Type: multipart/mixed; boundary=b\n"
+
+static const struct {
+    const char *what;
+    const char *headers;        /* the header block, one object per line */
+    const char *head, *unit;    /* the body: head, n units, tail */
+    unsigned n;
+    const char *tail;
+    bool ok;
+} census_cases[] = {
+    /* 5 MB: a million parts to GMime, 1.3 GB. */
+    { "a million empty parts", CENSUS_MULTI, "", "--b\n\n", 1000000, "--b--\n", false },
+    { "100,000 header lines in a part", CENSUS_MULTI, "--b\n", "A: b\n", 100000,
+      "\ntext\n--b--\n", false },
+    /* The header block of an attached message is GMime's too. */
+    { "100,000 header lines in an attached message", CENSUS_MULTI,
+      "--b\nContent-Type: message/rfc822\n\n", "A: b\n", 100000, "\ntext\n--b--\n", false },
+    /* A part of a digest is a message unless it says otherwise. */
+    { "100,000 header lines in a message of a digest",
+      "Content-Type: multipart/digest; boundary=b\n", "--b\n\n", "A: b\n", 100000,
+      "\ntext\n--b--\n", false },
+    { "... whose Content-Type is folded", CENSUS_MULTI,
+      "--b\nContent-Type:\n message/rfc822\n\n", "A: b\n", 100000, "\ntext\n--b--\n", false },
+    { "100,000 header lines in a top-level attached message",
+      "Content-Type: Message/RFC822\n", "", "A: b\n", 100000, "\ntext\n", false },
+    /* Text is not headers: a Message-ID is no attached message. */
+    { "100,000 lines of text", "Message-ID: <x@y>\nSubject: log\n", "", "line of a log\n",
+      100000, "", true },
+    { "20,000 SQL comments", CENSUS_MULTI,
+      "--b\nContent-Type: text/plain\n\n", "-- a comment\n\nSELECT 1;\n", 20000, "--b--\n", true },
+    /* The budget for max_mime_parts 10 is 65,616 lines, the header line
+     * included. */
+    { "65,615 empty parts", CENSUS_MULTI, "", "--b\n\n", 65615, "", true },
+    { "65,616 empty parts", CENSUS_MULTI, "", "--b\n\n", 65616, "", false },
+};
+
+/* Input that could make GMime build more parts and headers than the limits
+ * allow for is refused before GMime reads it, in time linear in its size. */
+static void
+test_census(void)
+{
+    static const struct mq_message_limits limits = { 20, 10 };
+
+    for (gsize c = 0; c < G_N_ELEMENTS(census_cases); c++) {
+        char *body = gen_repeat(census_cases[c].head, census_cases[c].unit, census_cases[c].n,
+                                census_cases[c].tail);
+        const char *h = census_cases[c].headers;
+        gint64 start = g_get_monotonic_time();
+        GError *err = NULL;
+        struct mq_message *msg;
+
+        g_test_message("census case: %s", census_cases[c].what);
+        msg = mq_message_parse(h, strlen(h), body, strlen(body), &limits, &err);
+        if (census_cases[c].ok) {
+            g_assert_no_error(err);
+            g_assert_nonnull(msg);
+        } else {
+            g_assert_null(msg);
+            g_assert_error(err, MQ_ERROR, MQ_ERROR_LIMIT);
+            g_assert_nonnull(strstr(err->message, "max_mime_parts (10)"));
+            g_clear_error(&err);
+            /* Unread by GMime: a few ms (GMime took seconds). */
+            g_assert_cmpint(g_get_monotonic_time() - start, <, 2 * G_USEC_PER_SEC);
+        }
+        mq_message_free(&msg);
+        g_free(body);
     }
 }
 
@@ -429,7 +512,7 @@ reparse(const char *headers, size_t headers_len, GByteArray *body)
 {
     GError *err = NULL;
     struct mq_message *msg = mq_message_parse(headers, headers_len,
-                                              (const char *)body->data, body->len, &err);
+                                              (const char *)body->data, body->len, &default_limits, &err);
     GPtrArray *seen;
 
     g_assert_no_error(err);
@@ -749,7 +832,7 @@ test_content_headers(void)
     for (gsize c = 0; c < G_N_ELEMENTS(content_header_cases); c++) {
         const char *h = content_header_cases[c].headers;
         GError *err = NULL;
-        struct mq_message *msg = mq_message_parse(h, strlen(h), "AAAA\n", 5, &err);
+        struct mq_message *msg = mq_message_parse(h, strlen(h), "AAAA\n", 5, &default_limits, &err);
         GPtrArray *ch;
         guint n = 0;
 
@@ -771,7 +854,7 @@ test_write_appends(void)
 {
     static const char headers[] = "Subject: x\n";
     static const char body[] = "body text\n";
-    struct mq_message *msg = mq_message_parse(headers, strlen(headers), body, strlen(body), NULL);
+    struct mq_message *msg = mq_message_parse(headers, strlen(headers), body, strlen(body), &default_limits, NULL);
     GByteArray *out = g_byte_array_new();
     GError *err = NULL;
 
@@ -826,7 +909,7 @@ test_odd_input(void)
         GByteArray *out;
 
         g_test_message("odd input: %s", odd_cases[c].what);
-        msg = mq_message_parse(h, strlen(h), b, strlen(b), &err);
+        msg = mq_message_parse(h, strlen(h), b, strlen(b), &default_limits, &err);
         if (msg == NULL) {
             g_assert_error(err, MQ_ERROR, MQ_ERROR_CORRUPT);
             g_clear_error(&err);
@@ -939,7 +1022,7 @@ test_unsplittable_multipart(void)
     static const char headers[] = "Content-Type: multipart/mixed\n";
     static const char body[] = "--x\nContent-Type: text/plain\n\nhidden\n--x--\n";
     GError *err = NULL;
-    struct mq_message *msg = mq_message_parse(headers, strlen(headers), body, strlen(body), &err);
+    struct mq_message *msg = mq_message_parse(headers, strlen(headers), body, strlen(body), &default_limits, &err);
     GPtrArray *seen;
     struct seen_leaf *leaf;
 
@@ -997,7 +1080,7 @@ test_corpus(void)
             g_error("cannot read %s", path);
         files++;
         test_split_message(data, len, &hlen, &body, &blen);
-        msg = mq_message_parse(data, hlen, body, blen, &err);
+        msg = mq_message_parse(data, hlen, body, blen, &default_limits, &err);
         if (msg == NULL) {
             g_assert_error(err, MQ_ERROR, MQ_ERROR_CORRUPT);
             g_test_message("unparsed: %s", name);
@@ -1027,7 +1110,7 @@ test_corpus(void)
         out = write_body(msg);
         if (!mq_message_body_replaced(msg)) {
             struct mq_message *again = mq_message_parse(data, hlen, (const char *)out->data,
-                                                        out->len, &err);
+                                                        out->len, &default_limits, &err);
             g_assert_no_error(err);
             g_assert_nonnull(again);
             mq_message_free(&again);
@@ -1200,7 +1283,7 @@ test_notice(void)
         int rc;
 
         g_test_message("notice case: %s", notice_cases[c].what);
-        msg = mq_message_parse(h, strlen(h), b, strlen(b), &err);
+        msg = mq_message_parse(h, strlen(h), b, strlen(b), &default_limits, &err);
         g_assert_no_error(err);
         before = walk(msg, &default_limits, &err);
         g_assert_no_error(err);
@@ -1278,7 +1361,7 @@ test_notice_more(void)
 {
     static const char headers[] = "Subject: x\n";
     static const char body[] = "body\n";
-    struct mq_message *msg = mq_message_parse(headers, strlen(headers), body, strlen(body), NULL);
+    struct mq_message *msg = mq_message_parse(headers, strlen(headers), body, strlen(body), &default_limits, NULL);
     GString *long_line = g_string_new("\xff ");
     GError *err = NULL;
     GPtrArray *seen, *ch;
@@ -1368,7 +1451,7 @@ notice_exercise(const char *data, size_t len, unsigned *done_r)
         if (find_mem(out->data, out->len, "mqscan removed") == NULL && !base64)
             g_error("notice not found in:\n%.*s", (int)MIN(out->len, 2000), out->data);
         test_split_message(data, len, &hlen, &body, &blen);
-        again = mq_message_parse(data, hlen, (const char *)out->data, out->len, &err);
+        again = mq_message_parse(data, hlen, (const char *)out->data, out->len, &default_limits, &err);
         g_assert_no_error(err);
         mq_message_free(&again);
     }
@@ -1439,6 +1522,7 @@ main(int argc, char **argv)
     g_test_add_func("/message/fixtures", test_fixtures);
     g_test_add_func("/message/unchanged-roundtrip", test_unchanged_roundtrip);
     g_test_add_func("/message/limits", test_limits);
+    g_test_add_func("/message/census", test_census);
     g_test_add_func("/message/callback-error", test_callback_error);
     g_test_add_func("/message/replace/attachment", test_replace_attachment);
     g_test_add_func("/message/replace/single", test_replace_single);

@@ -617,6 +617,29 @@ test_headers_text(void)
     }
 }
 
+/* A CR in a header is the sender's (sendmail ends lines with LF): it becomes
+ * a blank, so that no reader takes the rest for a header of its own. */
+static void
+test_headers_blank_cr(void)
+{
+    static const char text[] = "V8\nT1\nS<a@example.com>\nRPFD:<b@example.net>\n"
+                               "H??Subject: hi\rBcc: eve@example.org\n"
+                               "H??X-Folded: a\n\tb\r\n\tc\rX-Evil: 1\r\n.\n";
+    GError *err = NULL;
+    struct mq_qf *qf = parse_exact(text, strlen(text), &err);
+    GString *out = g_string_new(NULL);
+
+    g_assert_no_error(err);
+    g_assert_cmpuint(mq_qf_headers_blank_cr(qf), ==, 4);
+    g_assert_cmpstr(mq_qf_find_header(qf, "Subject"), ==, " hi Bcc: eve@example.org");
+    mq_qf_format(qf, 0, out);
+    g_assert_null(strchr(out->str, '\r'));
+    g_assert_nonnull(strstr(out->str, "H??X-Folded: a\n\tb \n\tc X-Evil: 1 \n.\n"));
+    g_assert_cmpuint(mq_qf_headers_blank_cr(qf), ==, 0);
+    g_string_free(out, TRUE);
+    mq_qf_free(&qf);
+}
+
 /* ---- corrupt input -------------------------------------------------------- */
 
 #define GOODHEAD "V8\nT1795491675\nK0\nN0\nP30000\n"
@@ -665,6 +688,13 @@ static const struct corrupt_case {
     { "T trailing", "V8\nT1x\n" GOODENV ".\n", 0 },
     { "T over int64", "V8\nT9223372036854775808\n" GOODENV ".\n", 0 },
     { "T over uint64", "V8\nT99999999999999999999\n" GOODENV ".\n", 0 },
+    /* An envelope address is one line of printable bytes. */
+    { "S continued", GOODHEAD "S<alice@example.com>\n Bcc: x\nRPFD:<b@example.net>\n.\n", 0 },
+    { "S with CR", GOODHEAD "S<alice\r@example.com>\nRPFD:<b@example.net>\n.\n", 0 },
+    { "S with TAB", GOODHEAD "S<alice\t@example.com>\nRPFD:<b@example.net>\n.\n", 0 },
+    { "R continued", GOODHEAD "S<a@example.com>\nRPFD:<b@example.net>\n\tBcc: x\n.\n", 0 },
+    { "R with CR", GOODHEAD "S<a@example.com>\nRPFD:<b\r@example.net>\n.\n", 0 },
+    { "R with DEL", GOODHEAD "S<a@example.com>\nRPFD:<b\x7f@example.net>\n.\n", 0 },
 };
 
 static void
@@ -735,6 +765,38 @@ test_too_large(void)
     g_assert_error(err, MQ_ERROR, MQ_ERROR_CORRUPT);
     g_clear_error(&err);
     g_free(big);
+}
+
+/* A header folded over 200,000 lines, near the size limit: the record is one
+ * value, byte for byte, and the parse is linear (joining line by line copied
+ * the value once per line: 8 MB took 100 s). */
+static void
+test_long_folded_header(void)
+{
+    static const char head[] = "V8\nT1\n" GOODENV "H??X-Folded: start";
+    GString *in = g_string_new(head), *out = g_string_new(NULL);
+    const char *name, *value;
+    gint64 start = g_get_monotonic_time();
+    struct mq_qf *qf;
+    GError *err = NULL;
+
+    for (int i = 0; i < 200000; i++)
+        g_string_append(in, "\n\tcontinued xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+    g_string_append(in, "\nH??Subject: after\n.\n");
+    qf = parse_exact(in->str, in->len, &err);
+    g_assert_no_error(err);
+    g_assert_cmpuint(mq_qf_header_count(qf), ==, 2);
+    mq_qf_header(qf, 0, &name, &value);
+    g_assert_cmpstr(name, ==, "X-Folded");
+    g_assert_cmpuint(strlen(value), ==, strlen(" start") + 200000 * 42);
+    g_assert_cmpstr(mq_qf_find_header(qf, "Subject"), ==, " after");
+    mq_qf_format(qf, 0, out);
+    g_assert_true(out->len == in->len && memcmp(out->str, in->str, in->len) == 0);
+    /* About 0.1 s; the quadratic join took minutes. */
+    g_assert_cmpint(g_get_monotonic_time() - start, <, 10 * G_USEC_PER_SEC);
+    mq_qf_free(&qf);
+    g_string_free(out, TRUE);
+    g_string_free(in, TRUE);
 }
 
 /* ---- data split / truncated at every point --------------------------------- */
@@ -999,9 +1061,11 @@ main(int argc, char **argv)
         g_free(path);
     }
     g_test_add_func("/qf/headers-text", test_headers_text);
+    g_test_add_func("/qf/headers-blank-cr", test_headers_blank_cr);
     g_test_add_func("/qf/corrupt/table", test_corrupt);
     g_test_add_func("/qf/corrupt/near-misses-parse", test_near_misses_parse);
     g_test_add_func("/qf/corrupt/too-large", test_too_large);
+    g_test_add_func("/qf/long-folded-header", test_long_folded_header);
     g_test_add_func("/qf/split/every-prefix", test_every_prefix);
     g_test_add_func("/qf/split/mutations", test_mutations);
     g_test_add_func("/qf/panic/rcpt-index", test_panic_rcpt_index);

@@ -1274,7 +1274,7 @@ walk_corpus(const char *sub, struct corpus_stats *st)
             g_error("cannot read %s", path);
         files++;
         test_split_message(data, len, &hlen, &body, &blen);
-        msg = mq_message_parse(data, hlen, body, blen, &err);
+        msg = mq_message_parse(data, hlen, body, blen, &msg_limits, &err);
         if (msg == NULL) {
             unparsed++;
         } else {

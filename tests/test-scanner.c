@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <gio/gio.h>
 #include <glib.h>
 #include <glib/gstdio.h>
 
@@ -221,6 +222,26 @@ put32(GByteArray *a, guint32 v)
     g_byte_array_append(a, b, 4);
 }
 
+/* Appends the central directory cd (n records) and the end record to zip;
+ * frees both arrays and returns the archive. */
+static GBytes *
+zip_finish(GByteArray *zip, GByteArray *cd, size_t n)
+{
+    guint32 cd_offset = zip->len, cd_size = cd->len;
+
+    g_byte_array_append(zip, cd->data, cd->len);
+    put32(zip, 0x06054b50);
+    put16(zip, 0);
+    put16(zip, 0);
+    put16(zip, (guint16)MIN(n, 0xffff));
+    put16(zip, (guint16)MIN(n, 0xffff));
+    put32(zip, cd_size);
+    put32(zip, cd_offset);
+    put16(zip, 0);
+    g_byte_array_unref(cd);
+    return g_byte_array_free_to_bytes(zip);
+}
+
 struct zip_member {
     const char *name;
     GBytes *data;
@@ -296,21 +317,7 @@ make_zip(const struct zip_member *m, size_t n)
         put32(cd, offset);
         g_byte_array_append(cd, (const guint8 *)m[i].name, nlen);
     }
-    {
-        guint32 cd_offset = zip->len, cd_size = cd->len;
-
-        g_byte_array_append(zip, cd->data, cd->len);
-        put32(zip, 0x06054b50);
-        put16(zip, 0);
-        put16(zip, 0);
-        put16(zip, (guint16)n);
-        put16(zip, (guint16)n);
-        put32(zip, cd_size);
-        put32(zip, cd_offset);
-        put16(zip, 0);
-    }
-    g_byte_array_unref(cd);
-    return g_byte_array_free_to_bytes(zip);
+    return zip_finish(zip, cd, n);
 }
 
 static GBytes *
@@ -380,6 +387,154 @@ make_mail_encrypted_zip(void)
     return g_bytes_new_take(mail, strlen(mail));
 }
 
+/* ---- zips that libclamav 1.4 reads only in part --------------------------- */
+
+/* Raw deflate (what zip method 8 holds) of data. */
+static GBytes *
+deflate_raw(GBytes *data)
+{
+    GConverter *z = G_CONVERTER(g_zlib_compressor_new(G_ZLIB_COMPRESSOR_FORMAT_RAW, 9));
+    GByteArray *out = g_byte_array_new();
+    const guint8 *in = g_bytes_get_data(data, NULL);
+    gsize left = g_bytes_get_size(data);
+    guint8 buf[65536];
+    GConverterResult r;
+
+    do {
+        gsize read = 0, written = 0;
+
+        r = g_converter_convert(z, in, left, buf, sizeof(buf), G_CONVERTER_INPUT_AT_END, &read,
+                                &written, NULL);
+        g_assert_cmpint(r, !=, G_CONVERTER_ERROR);
+        g_byte_array_append(out, buf, (guint)written);
+        in += read;
+        left -= read;
+    } while (r != G_CONVERTER_FINISHED);
+    g_object_unref(z);
+    return g_byte_array_free_to_bytes(out);
+}
+
+/* A zip of n members, each with the method and size fields given (not
+ * necessarily true ones) and stored bytes data (NULL: empty). */
+struct raw_member {
+    guint16 method;
+    guint32 csize, usize;       /* 0: the real ones */
+    GBytes *data;
+};
+
+static GBytes *
+make_raw_zip(const struct raw_member *m, size_t n)
+{
+    GByteArray *zip = g_byte_array_new(), *cd = g_byte_array_new();
+
+    for (size_t i = 0; i < n; i++) {
+        gsize len = m[i].data != NULL ? g_bytes_get_size(m[i].data) : 0;
+        guint32 csize = m[i].csize ? m[i].csize : (guint32)len;
+        guint32 usize = m[i].usize ? m[i].usize : (guint32)len;
+        char name[16];
+        guint32 offset = zip->len;
+
+        g_snprintf(name, sizeof(name), "m%06zu.txt", i);
+        for (int pass = 0; pass < 2; pass++) {
+            GByteArray *a = pass == 0 ? zip : cd;
+
+            put32(a, pass == 0 ? 0x04034b50 : 0x02014b50);
+            if (pass == 1)
+                put16(a, 20);
+            put16(a, 20);
+            put16(a, 0);
+            put16(a, m[i].method);
+            put16(a, 0);
+            put16(a, 0x21);
+            put32(a, 0);        /* CRC: libclamav does not check it */
+            put32(a, csize);
+            put32(a, usize);
+            put16(a, (guint16)strlen(name));
+            put16(a, 0);
+            if (pass == 1) {
+                put16(a, 0);
+                put16(a, 0);
+                put16(a, 0);
+                put32(a, 0);
+                put32(a, offset);
+            }
+            g_byte_array_append(a, (const guint8 *)name, (guint)strlen(name));
+        }
+        if (len > 0)
+            g_byte_array_append(zip, g_bytes_get_data(m[i].data, NULL), (guint)len);
+    }
+    return zip_finish(zip, cd, n);
+}
+
+/* One member: EICAR, deflated (so not visible in the archive's own bytes),
+ * under the method and size fields given. */
+static GBytes *
+make_zip_hidden_eicar(guint16 method, guint32 size_fields)
+{
+    GBytes *eicar = make_eicar_in_text(), *packed = deflate_raw(eicar);
+    const struct raw_member m = { method, size_fields, size_fields, packed };
+    GBytes *zip = make_raw_zip(&m, 1);
+
+    g_bytes_unref(packed);
+    g_bytes_unref(eicar);
+    return zip;
+}
+
+static GBytes *
+make_zip_deflate_eicar(void)
+{
+    return make_zip_hidden_eicar(8, 0);
+}
+
+/* zip64 ("see the extra field"): libclamav skips the member. */
+static GBytes *
+make_zip64_eicar(void)
+{
+    return make_zip_hidden_eicar(8, 0xffffffffu);
+}
+
+/* LZMA, PPMd, Zstandard ...: libclamav skips a method it does not know. */
+static GBytes *
+make_zip_lzma_eicar(void)
+{
+    return make_zip_hidden_eicar(14, 0);
+}
+
+/* EICAR after 2 MB of zeros in a member whose header says 1,000 bytes:
+ * libclamav inflates MaxFileSize (1 MB in the case below), scans that, and
+ * drops the rest without a word. */
+static GBytes *
+make_zip_false_size_eicar(void)
+{
+    GBytes *eicar = make_eicar(), *packed;
+    GByteArray *plain = g_byte_array_new();
+    struct raw_member m = { 8, 0, 1000, NULL };
+    GBytes *zip, *bytes;
+
+    g_byte_array_set_size(plain, 2u << 20);
+    memset(plain->data, 0, plain->len);
+    g_byte_array_append(plain, g_bytes_get_data(eicar, NULL), (guint)g_bytes_get_size(eicar));
+    bytes = g_byte_array_free_to_bytes(plain);
+    packed = deflate_raw(bytes);
+    m.data = packed;
+    m.csize = (guint32)g_bytes_get_size(packed);
+    zip = make_raw_zip(&m, 1);
+    g_bytes_unref(packed);
+    g_bytes_unref(bytes);
+    g_bytes_unref(eicar);
+    return zip;
+}
+
+/* 101 empty members (the case below allows 100): libclamav compares every
+ * central record with the others, and does not count empty ones at all. */
+static GBytes *
+make_zip_many_members(void)
+{
+    struct raw_member m[101] = { { 0 } };
+
+    return make_raw_zip(m, G_N_ELEMENTS(m));
+}
+
 /* MQ_WRITE_ZIPS=DIR keeps each object of /scanner/encrypted in DIR, for a
  * look with `unzip -P` and for tests/clamd.sh, which has clamd scan them
  * too. */
@@ -434,6 +589,7 @@ static const struct {
     { "clam.tar.gz", NULL, "clam.tar.gz", MQ_SCAN_INFECTED, "MqScan.Test.ClamExe" },
     { "clam.mail", NULL, "clam.mail", MQ_SCAN_INFECTED, "MqScan.Test.ClamExe" },
     { "clam.exe.mbox.uu", NULL, "clam.exe.mbox.uu", MQ_SCAN_INFECTED, "MqScan.Test.ClamExe" },
+    { "deflated zip, EICAR", make_zip_deflate_eicar, NULL, MQ_SCAN_INFECTED, "MqScan.Test.EICAR" },
 };
 
 static void
@@ -643,6 +799,15 @@ static const struct {
       NULL, make_slow_mail, "Heuristics.Limits.Exceeded.MaxScanSize" },
     { "slow mail beyond MaxScanTime", { 400u << 20, 100u << 20, 16, 10000, 1 },
       NULL, make_slow_mail, "Heuristics.Limits.Exceeded.MaxScanTime" },
+    /* What libclamav's zip reader passes over, found before it reads. */
+    { "zip64 member", { 100u << 20, 25u << 20, 16, 10000, 60000 },
+      NULL, make_zip64_eicar, "Unsupported.Zip64" },
+    { "zip member in LZMA", { 100u << 20, 25u << 20, 16, 10000, 60000 },
+      NULL, make_zip_lzma_eicar, "Unsupported.ZipMethod" },
+    { "zip member inflating past MaxFileSize", { 100u << 20, 1u << 20, 16, 10000, 60000 },
+      NULL, make_zip_false_size_eicar, "Heuristics.Limits.Exceeded.MaxFileSize" },
+    { "zip with more members than MaxFiles", { 100u << 20, 25u << 20, 16, 100, 60000 },
+      NULL, make_zip_many_members, "Heuristics.Limits.Exceeded.MaxFiles" },
 };
 
 static void
