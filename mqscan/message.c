@@ -585,30 +585,55 @@ message_notice_target(GMimeObject *top)
     return found;
 }
 
-/* True if data (len bytes) is UTF-8, NUL bytes allowed (GLib's validator
- * stops at them). */
+/*
+ * Appends data (len bytes) to out, unless out is NULL, with every byte that
+ * is not part of a valid UTF-8 character replaced by U+FFFD; NUL bytes are
+ * kept (GLib's validator stops at them). Returns the number of bytes
+ * replaced, so 0 means data is UTF-8.
+ */
+static size_t
+message_utf8_repair(GString *out, const char *data, size_t len)
+{
+    size_t bad = 0;
+
+    while (len > 0) {
+        const char *end;
+        bool valid = g_utf8_validate_len(data, len, &end);
+        size_t n = (size_t)(end - data);
+
+        if (out != NULL)
+            g_string_append_len(out, data, (gssize)n);
+        if (valid)
+            break;
+        if (*end != '\0')
+            bad++;
+        if (out != NULL) {
+            if (*end == '\0')
+                g_string_append_c(out, '\0');
+            else
+                g_string_append(out, "\xef\xbf\xbd");
+        }
+        len -= n + 1;
+        data = end + 1;
+    }
+    return bad;
+}
+
 static bool
 message_utf8_ok(const char *data, size_t len)
 {
-    const char *end;
-
-    while (len > 0) {
-        if (g_utf8_validate_len(data, len, &end))
-            return true;
-        if (*end != '\0')
-            return false;
-        len -= (size_t)(end - data) + 1;
-        data = end + 1;
-    }
-    return true;
+    return message_utf8_repair(NULL, data, len) == 0;
 }
 
 /*
  * Appends data, in the iconv charset from, to out as UTF-8. What the
  * charset cannot decode becomes U+FFFD, one per bad byte, and the
  * conversion goes on after it: a few broken bytes must not cost the
- * recipient the rest of the text. Returns false (and appends nothing) if
- * iconv does not know the charset.
+ * recipient the rest of the text. What iconv writes is checked too: glibc
+ * copies some invalid UTF-8 through from "UTF-8" (lead bytes F5 to F7,
+ * code points above U+10FFFF). iconv writes whole characters only, so
+ * each output chunk is checked on its own. Returns false (and appends
+ * nothing) if iconv does not know the charset.
  */
 static bool
 message_convert_lossy(GString *out, const char *from, const char *data, size_t len)
@@ -626,7 +651,7 @@ message_convert_lossy(GString *out, const char *from, const char *data, size_t l
         o = buf;
         o_left = sizeof(buf);
         n = g_iconv(cd, &in, &in_left, &o, &o_left);
-        g_string_append_len(out, buf, (gssize)(sizeof(buf) - o_left));
+        message_utf8_repair(out, buf, sizeof(buf) - o_left);
         if (n != (gsize)-1 || errno == E2BIG)
             continue;
         /* EILSEQ, or EINVAL for a sequence cut short by the end. */
@@ -638,7 +663,7 @@ message_convert_lossy(GString *out, const char *from, const char *data, size_t l
     o = buf;
     o_left = sizeof(buf);
     if (g_iconv(cd, NULL, NULL, &o, &o_left) != (gsize)-1)
-        g_string_append_len(out, buf, (gssize)(sizeof(buf) - o_left));
+        message_utf8_repair(out, buf, sizeof(buf) - o_left);
     g_iconv_close(cd);
     return true;
 }
@@ -685,6 +710,8 @@ message_append_as_utf8(GString *out, const char *charset, const char *data, size
 void
 mq_message_append_utf8(GString *out, const char *charset, const char *data, size_t len)
 {
+    /* GMime's charset tables, for a caller that has parsed nothing yet. */
+    message_global_init();
     message_append_as_utf8(out, charset, data, len);
 }
 

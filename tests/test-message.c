@@ -1430,6 +1430,43 @@ test_notice_hostile(void)
     g_test_message("%u messages, %u took a notice", runs, done);
 }
 
+/* mq_message_append_utf8(): whatever the bytes and the declared charset,
+ * the text comes out as valid UTF-8 (NUL bytes kept). glibc's iconv passes
+ * some invalid UTF-8 through from "UTF-8": lead bytes F5-F7 and code points
+ * above U+10FFFF (found by fuzz-message). */
+static void
+test_append_utf8(void)
+{
+    static const struct {
+        const char *charset;
+        const char *in;
+        size_t len;
+        const char *out;
+        size_t out_len;
+    } cases[] = {
+#define C(cs, in, out) { cs, in, sizeof(in) - 1, out, sizeof(out) - 1 }
+        C("utf-8", "caf\xc3\xa9", "caf\xc3\xa9"),
+        C("utf-8", "a\xf7\xa3\xac\xb6" "b", "a\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd" "b"),
+        C("UTF-8", "\xf4\x90\x80\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"),
+        C("utf-8", "\xed\xa0\x80.", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd."),
+        C("utf-8", "\xf8\x88\x80\x80\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"),
+        C("utf-8", "a\0b\xc3", "a\0b\xef\xbf\xbd"),
+        C("iso-8859-1", "caf\xe9", "caf\xc3\xa9"),
+        C(NULL, "caf\xe9", "caf\xc3\xa9"),
+        C("us-ascii", "caf\xc3\xa9", "caf\xc3\xa9"),
+        C("x-no-such-charset", "\x80", "\xe2\x82\xac"),
+#undef C
+    };
+
+    for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+        GString *out = g_string_new(NULL);
+
+        mq_message_append_utf8(out, cases[i].charset, cases[i].in, cases[i].len);
+        g_assert_cmpmem(out->str, out->len, cases[i].out, cases[i].out_len);
+        g_string_free(out, TRUE);
+    }
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1452,6 +1489,7 @@ main(int argc, char **argv)
     g_test_add_func("/message/notice/more", test_notice_more);
     g_test_add_func("/message/notice/hostile", test_notice_hostile);
     g_test_add_func("/message/write-appends", test_write_appends);
+    g_test_add_func("/message/append-utf8", test_append_utf8);
     g_test_add_func("/message/odd-input", test_odd_input);
     g_test_add_func("/message/unsplittable-multipart", test_unsplittable_multipart);
     g_test_add_func("/message/mutations", test_mutations);
