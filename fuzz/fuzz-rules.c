@@ -10,14 +10,17 @@
  *    libmagic and, for an archive, the member listing; a denial's texts
  *    must be fit to show (valid UTF-8, no control or bidi characters,
  *    capped);
- *  - the name is sanitized as process.c logs it, with the same checks;
+ *  - the name is sanitized as process.c logs it, with the same checks, and
+ *    goes (unsanitized: the templates clean every value themselves) into
+ *    the shipped English texts for a removed part and the notice: no line
+ *    of them may then hold a control or bidi character;
  *  - the raw first line also goes to mq_rules_check() as a name, alone and
  *    with a short name limit, so that cutting names at arbitrary bytes is
  *    exercised.
  * Whatever does not hold panics.
  *
- * The rule files are FUZZ_CONF_DIR/filename.rules and filetype.rules, or
- * those of the directory in the environment variable MQ_FUZZ_CONF_DIR.
+ * The rule files and templates are those of FUZZ_CONF_DIR, or of the
+ * directory in the environment variable MQ_FUZZ_CONF_DIR.
  */
 #include <config.h>
 
@@ -30,6 +33,7 @@
 #include "mqscan/log.h"
 #include "mqscan/message.h"
 #include "mqscan/rules.h"
+#include "mqscan/template.h"
 
 #include "fuzz.h"
 
@@ -49,6 +53,7 @@
     "Content-Transfer-Encoding: binary\nContent-Disposition: attachment; "
 
 static struct mq_rules *fuzz_rules;
+static struct mq_templates *fuzz_templates;
 
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -67,7 +72,27 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
         mq_log_panic("cannot load the rules: %s", error->message);
     g_free(names);
     g_free(types);
+    names = g_build_filename(dir, "templates", NULL);
+    fuzz_templates = mq_templates_load(names, "en", &error);
+    if (fuzz_templates == NULL)
+        mq_log_panic("cannot load the templates: %s", error->message);
+    g_free(names);
     return 0;
+}
+
+/* A template rendered with name as an untrusted value: each line must be
+ * fit to show. */
+static void
+fuzz_render(enum mq_template_kind kind, const char *var, const char *name)
+{
+    const char *const vars[] = { var, name, "hostname", "mx.example.org", NULL };
+    char *text = mq_templates_render(fuzz_templates, kind, vars);
+    char **lines = g_strsplit(text, "\n", -1);
+
+    for (char **line = lines; *line != NULL; line++)
+        fuzz_check_shown("template line", *line, strlen(*line));
+    g_strfreev(lines);
+    g_free(text);
 }
 
 static void
@@ -100,6 +125,8 @@ fuzz_leaf(const struct mq_message_leaf *leaf, const void *data, size_t len, void
 
         fuzz_check_shown("file name", shown, FUZZ_NAME_MAX);
         g_free(shown);
+        fuzz_render(MQ_TEMPLATE_PART_REMOVED, "filename", leaf->filename);
+        fuzz_render(MQ_TEMPLATE_NOTICE, "removed", leaf->filename);
     }
     fuzz_check(leaf->filename, data, len, FUZZ_MAX_NAME);
     return 0;

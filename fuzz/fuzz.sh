@@ -37,7 +37,7 @@ harnesses=${FUZZ_HARNESSES:-qf message rules config}
 build=$work/build
 
 # Library modules the harnesses call, and what those call in turn.
-lib_modules="error log fsutil qf message rules config policy sockio"
+lib_modules="error log fsutil qf message rules template config policy sockio"
 
 # Runs (executions, the seeds included) of each harness in the short run:
 # a few seconds each on a slow machine.
@@ -164,10 +164,15 @@ seeds() {
     esac
 }
 
-# The libFuzzer options every run shares.
+# The libFuzzer options every run shares. Messages and attachments are cut
+# to 256 KB: the big seeds (up to 3 MB) would otherwise make every mutation
+# slow, and structure, not size, is what finds bugs there.
 common_opts() {
     local h=$1
     echo "-dict=$src/fuzz/dict/$h.dict -rss_limit_mb=2048 -print_final_stats=1"
+    case $h in
+    message|rules) echo "-max_len=262144" ;;
+    esac
 }
 
 run_check() {
