@@ -9,12 +9,14 @@
  *    UTF-8 whatever the bytes;
  *  - as process.c does to an infected message: every other leaf is replaced
  *    by a notice, a notice goes above the first text, the Content-* headers
- *    go into a qf if the top-level part changed (each one line, or folded
- *    with a TAB: no header can be smuggled into the qf), and the body is
- *    written out; the qf must still parse, and the rebuilt message (qf
- *    headers and body, as it is scanned again) must parse and walk;
- *  - on a second parse the whole body is replaced, as for a finding that no
- *    single part explains.
+ *    go into the qf (made of the input's header block) if the top-level
+ *    part changed (each one line, or folded with a TAB: no header can be
+ *    smuggled into the qf), and the body is written out; the qf must still
+ *    parse, and the rebuilt message (qf headers and body, as it is scanned
+ *    again and delivered) must parse, walk, and have the top-level type,
+ *    charset and boundary that the edited message has;
+ *  - on a second parse a lone leaf (the message's own part) is replaced,
+ *    or else the whole body, as for a finding that no single part explains.
  * Whatever does not hold panics.
  */
 #include <config.h>
@@ -22,6 +24,7 @@
 #include <string.h>
 
 #include <glib.h>
+#include <gmime/gmime.h>
 
 #include "mqscan/error.h"
 #include "mqscan/log.h"
@@ -44,10 +47,8 @@ static const struct mq_message_limits fuzz_limits = { 20, 1000 };
 /* A notice with what format=flowed must stuff. */
 #define FUZZ_NOTICE "Removed:\n  - one part\n>quoted\nFrom here\n"
 
-/* A qf whose headers stand for the message's in the outgoing queue. */
-#define FUZZ_QF "V8\nT0\nK0\nN0\nP0\nS<alice@example.com>\nRPFD:<bob@example.net>\n" \
-    "H??From: alice@example.com\nH??Subject: test\nH??MIME-Version: 1.0\n" \
-    "H??Content-Type: text/plain\n.\n"
+/* The envelope of the qf that carries the message's headers. */
+#define FUZZ_QF_ENVELOPE "V8\nT0\nK0\nN0\nP0\nS<alice@example.com>\nRPFD:<bob@example.net>\n"
 
 /* Charsets a text leaf is read in: none (UTF-8 or Windows-1252), UTF-8
  * through iconv, stateful and multi-byte ones, one iconv does not know.
@@ -120,21 +121,62 @@ fuzz_walk(struct mq_message *msg)
     return (int)walk.leaves;
 }
 
-/* The Content-* headers of a changed top-level part, put into a qf as
+/*
+ * The header block as sendmail keeps it in a qf: one H record per header
+ * line, continuation lines as they are, LF line ends. NULL if the block
+ * does not make a qf (a line that is neither a header nor a continuation,
+ * NUL bytes): such a message never reaches mqscand with these headers.
+ */
+static struct mq_qf *
+fuzz_qf_from_headers(const char *headers, size_t len)
+{
+    GString *text = g_string_new(FUZZ_QF_ENVELOPE);
+    const char *p = headers, *end = headers + len;
+    struct mq_qf *qf;
+
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t n = (size_t)((nl != NULL ? nl : end) - p);
+
+        if (n > 0 && p[n - 1] == '\r')
+            n--;
+        if (n == 0)
+            break;
+        if (*p != ' ' && *p != '\t')
+            g_string_append(text, "H??");
+        g_string_append_len(text, p, (gssize)n);
+        g_string_append_c(text, '\n');
+        p = nl != NULL ? nl + 1 : end;
+    }
+    g_string_append(text, ".\n");
+    qf = mq_qf_parse(text->str, text->len, NULL);
+    g_string_free(text, TRUE);
+    return qf;
+}
+
+static unsigned
+fuzz_count_lines(const char *s)
+{
+    unsigned n = 1;
+
+    for (const char *p = strchr(s, '\n'); p != NULL; p = strchr(p + 1, '\n'))
+        n++;
+    return n;
+}
+
+/* The Content-* headers of a changed top-level part, put into the qf as
  * process.c does; the qf must still parse. Returns the qf's header block
  * (caller frees). */
 static GString *
-fuzz_headers_into_qf(struct mq_message *msg)
+fuzz_headers_into_qf(struct mq_message *msg, struct mq_qf *qf)
 {
-    struct mq_qf *qf, *again;
+    struct mq_qf *again;
     GString *headers = g_string_new(NULL), *out = g_string_new(NULL);
+    GPtrArray *ch = NULL;
     GError *error = NULL;
 
-    qf = mq_qf_parse(FUZZ_QF, strlen(FUZZ_QF), &error);
-    if (qf == NULL)
-        mq_log_panic("fixed qf: %s", error->message);
     if (mq_message_body_replaced(msg)) {
-        GPtrArray *ch = mq_message_content_headers(msg);
+        ch = mq_message_content_headers(msg);
 
         for (guint i = 0; i < ch->len; i++) {
             const char *h = g_ptr_array_index(ch, i);
@@ -150,39 +192,95 @@ fuzz_headers_into_qf(struct mq_message *msg)
                     mq_log_panic("content header line break not followed by a TAB");
         }
         mq_qf_replace_content_headers(qf, ch);
-        g_ptr_array_unref(ch);
     }
     mq_qf_format(qf, MQ_QF_FORMAT_NEW_ENTRY, out);
     again = mq_qf_parse(out->str, out->len, &error);
     if (again == NULL)
         mq_log_panic("qf with the new content headers does not parse: %s", error->message);
+    /* They come last, in order, and keep their folded lines (a fold made
+     * into "??" would join a parameter to junk). */
+    for (guint i = 0; ch != NULL && i < ch->len; i++) {
+        const char *h = g_ptr_array_index(ch, i), *name, *value;
+        size_t n = mq_qf_header_count(again) - ch->len + i;
+
+        mq_qf_header(again, n, &name, &value);
+        if (strncmp(h, name, strlen(name)) != 0 || h[strlen(name)] != ':')
+            mq_log_panic("content header %u is not where it was put", i);
+        if (strlen(h) <= MQ_QF_HEADER_MAX && fuzz_count_lines(h) != fuzz_count_lines(value))
+            mq_log_panic("content header lost its folded lines: \"%s\" is \"%s\" in the qf", h, value);
+    }
+    g_clear_pointer(&ch, g_ptr_array_unref);
     mq_qf_headers_text(again, headers);
     mq_qf_free(&again);
-    mq_qf_free(&qf);
     g_string_free(out, TRUE);
     return headers;
 }
 
-/* The rebuilt message, as process_verify() scans it: it must parse. */
-static void
-fuzz_rebuilt(struct mq_message *msg)
+/* A parameter of the top-level Content-Type, or "". */
+static const char *
+fuzz_top_parameter(struct mq_message *msg, const char *name)
 {
-    GByteArray *body = g_byte_array_new();
+    GMimeObject *top = g_mime_message_get_mime_part(mq_message_gmime(msg));
+    const char *value = top != NULL ? g_mime_object_get_content_type_parameter(top, name) : NULL;
+
+    return value != NULL ? value : "";
+}
+
+/* The top-level type as a reader of the rebuilt message sees it must be the
+ * one mqscan meant: same type, charset and boundary. */
+static void
+fuzz_same_top(struct mq_message *msg, struct mq_message *rebuilt)
+{
+    static const char *const params[] = { "charset", "boundary" };
+    GMimeObject *t1 = g_mime_message_get_mime_part(mq_message_gmime(msg));
+    GMimeObject *t2 = g_mime_message_get_mime_part(mq_message_gmime(rebuilt));
+    char *m1, *m2;
+
+    if (t1 == NULL || t2 == NULL)
+        return;
+    m1 = g_mime_content_type_get_mime_type(g_mime_object_get_content_type(t1));
+    m2 = g_mime_content_type_get_mime_type(g_mime_object_get_content_type(t2));
+    if (g_ascii_strcasecmp(m1, m2) != 0)
+        mq_log_panic("rebuilt message is %s, meant to be %s", m2, m1);
+    for (size_t i = 0; i < G_N_ELEMENTS(params); i++) {
+        const char *v1 = fuzz_top_parameter(msg, params[i]);
+        const char *v2 = fuzz_top_parameter(rebuilt, params[i]);
+
+        if (strcmp(v1, v2) != 0)
+            mq_log_panic("rebuilt message has %s \"%s\", meant to be \"%s\"", params[i], v2, v1);
+    }
+    g_free(m1);
+    g_free(m2);
+}
+
+/* The rebuilt message, as process_verify() scans it and the recipient
+ * reads it (headers from a qf made of the original header block): it must
+ * parse, with the top-level type that was meant. */
+static void
+fuzz_rebuilt(struct mq_message *msg, const char *header_block, size_t header_len)
+{
+    struct mq_qf *qf = fuzz_qf_from_headers(header_block, header_len);
+    GByteArray *body;
     GString *headers;
     struct mq_message *rebuilt;
     GError *error = NULL;
 
-    headers = fuzz_headers_into_qf(msg);
+    if (qf == NULL)
+        return;
+    body = g_byte_array_new();
+    headers = fuzz_headers_into_qf(msg, qf);
     if (mq_message_write_body(msg, body, &error) < 0)
         mq_log_panic("rebuilt body not written: %s", error->message);
     rebuilt = mq_message_parse(headers->str, headers->len, (const char *)body->data, body->len,
                                &error);
     if (rebuilt == NULL)
         mq_log_panic("rebuilt message does not parse: %s", error->message);
+    fuzz_same_top(msg, rebuilt);
     (void)fuzz_walk(rebuilt);
     mq_message_free(&rebuilt);
     g_string_free(headers, TRUE);
     g_byte_array_unref(body);
+    mq_qf_free(&qf);
 }
 
 int
@@ -210,24 +308,31 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
 
+    /* Leaves 1, 3, 5 ... replaced, then the notice (so into the message's
+     * own part when it is a lone text). */
     leaves = fuzz_walk(msg);
     if (leaves >= 0) {
-        /* Every other leaf; a lone leaf is the message's own part. */
-        for (int i = leaves == 1 ? 0 : 1; i < leaves; i += 2) {
+        for (int i = 1; i < leaves; i += 2) {
             if (mq_message_replace_leaf(msg, (unsigned)i, FUZZ_REPLACEMENT, &error) < 0)
                 mq_log_panic("leaf %d not replaced: %s", i, error->message);
         }
         if (mq_message_prepend_notice(msg, FUZZ_NOTICE, &error) < 0)
             g_clear_error(&error);
-        fuzz_rebuilt(msg);
+        fuzz_rebuilt(msg, buf, headers_len);
     }
     mq_message_free(&msg);
 
+    /* A lone leaf replaced (the message's own part), or else the body. */
     msg = mq_message_parse(buf, headers_len, body, body_len, &error);
     if (msg == NULL)
         mq_log_panic("second parse failed: %s", error->message);
-    mq_message_replace_body(msg, FUZZ_NOTICE);
-    fuzz_rebuilt(msg);
+    if (leaves == 1 && fuzz_walk(msg) == 1) {
+        if (mq_message_replace_leaf(msg, 0, FUZZ_REPLACEMENT, &error) < 0)
+            mq_log_panic("lone leaf not replaced: %s", error->message);
+    } else {
+        mq_message_replace_body(msg, FUZZ_NOTICE);
+    }
+    fuzz_rebuilt(msg, buf, headers_len);
     mq_message_free(&msg);
     return 0;
 }

@@ -336,8 +336,16 @@ mq_qf_remove_headers(struct mq_qf *qf, const char *prefix)
     return removed;
 }
 
-void
-mq_qf_add_header(struct mq_qf *qf, const char *name, const char *value)
+/*
+ * Adds the header record "??name: value" after the last header. Control
+ * characters and bytes 0x80 and above (sendmail's macro byte among them)
+ * become '?', and the value is cut to MQ_QF_HEADER_MAX bytes. With folds,
+ * a line break followed by a TAB and a visible character stays: in the qf
+ * it starts a continuation line, which cannot start a record, and the
+ * header keeps its folded lines instead of joining them with "??".
+ */
+static void
+qf_add_header(struct mq_qf *qf, const char *name, const char *value, bool folds)
 {
     struct qf_record *r;
     GString *v;
@@ -355,6 +363,13 @@ mq_qf_add_header(struct mq_qf *qf, const char *name, const char *value)
     limit = v->len + MQ_QF_HEADER_MAX;
     for (const char *p = value; *p != '\0' && v->len < limit; p++) {
         unsigned char c = (unsigned char)*p;
+
+        if (folds && c == '\n' && p[1] == '\t' && (unsigned char)p[2] > ' '
+            && (unsigned char)p[2] < 0x7f && v->len + 2 < limit) {
+            g_string_append(v, "\n\t");
+            p++;
+            continue;
+        }
         g_string_append_c(v, (c < ' ' || c >= 0x7f) ? '?' : (char)c);
     }
     r = g_new0(struct qf_record, 1);
@@ -376,6 +391,12 @@ mq_qf_add_header(struct mq_qf *qf, const char *name, const char *value)
 }
 
 void
+mq_qf_add_header(struct mq_qf *qf, const char *name, const char *value)
+{
+    qf_add_header(qf, name, value, false);
+}
+
+void
 mq_qf_replace_content_headers(struct mq_qf *qf, GPtrArray *headers)
 {
     mq_qf_remove_headers(qf, "Content-");
@@ -386,7 +407,7 @@ mq_qf_replace_content_headers(struct mq_qf *qf, GPtrArray *headers)
         if (colon == NULL || colon == h)
             mq_log_panic("mq_qf_replace_content_headers: \"%s\" is not a header", h);
         name = g_strndup(h, (size_t)(colon - h));
-        mq_qf_add_header(qf, name, colon[1] == ' ' ? colon + 2 : colon + 1);
+        qf_add_header(qf, name, colon[1] == ' ' ? colon + 2 : colon + 1, true);
         g_free(name);
     }
 }

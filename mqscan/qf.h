@@ -82,7 +82,10 @@ size_t mq_qf_remove_headers(struct mq_qf *qf, const char *prefix);
 void mq_qf_add_header(struct mq_qf *qf, const char *name, const char *value);
 
 /* Replaces the top-level MIME headers (Content-*, MIME-Version is kept) by
- * headers, an array of "Name: value" strings (from a rebuilt body). */
+ * headers, an array of "Name: value" strings (from a rebuilt body), cleaned
+ * as by mq_qf_add_header() except that folded lines ("\n\t" followed by a
+ * visible character, as mq_message_content_headers() gives them) stay
+ * folded. */
 void mq_qf_replace_content_headers(struct mq_qf *qf, GPtrArray *headers);
 
 /* Replaces the envelope recipients by the single address addr (without

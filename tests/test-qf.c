@@ -593,6 +593,49 @@ test_replace_content_headers(void)
     mq_qf_free(&qf);
 }
 
+/* A folded content header (a parameter GMime moved to a line of its own)
+ * stays folded, as a continuation line; joined with "??" instead, the
+ * charset of a text part that got the notice read "??charset=utf-8" (found
+ * by fuzz-message). Anything else that could end a line is still '?'. */
+static void
+test_replace_content_headers_folded(void)
+{
+    static const struct {
+        const char *header;
+        const char *value;      /* as mq_qf_find_header() gives it */
+    } cases[] = {
+        { "Content-Type: text/plain; format=flowed; delsp=yes; reply-type=original;\n\tcharset=utf-8",
+          " text/plain; format=flowed; delsp=yes; reply-type=original;\n\tcharset=utf-8" },
+        { "Content-Type: a;\n\tb=1;\n\tc=2", " a;\n\tb=1;\n\tc=2" },
+        { "Content-Type: a\nb", " a?b" },
+        { "Content-Type: a\n b", " a? b" },
+        { "Content-Type: a\n\t b", " a?? b" },
+        { "Content-Type: a\n\t\n\tb", " a??\n\tb" },
+        { "Content-Type: a\n\t", " a??" },
+        { "Content-Type: a\r\n\tb", " a?\n\tb" },
+        { "Content-Type: a\n\t\x81g", " a???g" },
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        struct mq_qf *qf = parse_fixture("multi-rcpt"), *again;
+        GPtrArray *h = g_ptr_array_new();
+        char *text;
+        GError *err = NULL;
+
+        g_ptr_array_add(h, (char *)cases[i].header);
+        mq_qf_replace_content_headers(qf, h);
+        g_assert_cmpstr(mq_qf_find_header(qf, "Content-Type"), ==, cases[i].value);
+        text = format(qf, MQ_QF_FORMAT_NEW_ENTRY);
+        again = parse_exact(text, strlen(text), &err);
+        g_assert_no_error(err);
+        g_assert_cmpstr(mq_qf_find_header(again, "Content-Type"), ==, cases[i].value);
+        g_free(text);
+        mq_qf_free(&again);
+        g_ptr_array_unref(h);
+        mq_qf_free(&qf);
+    }
+}
+
 /* ---- headers_text --------------------------------------------------------- */
 
 static void
@@ -992,6 +1035,7 @@ main(int argc, char **argv)
     g_test_add_func("/qf/edit/add-header-length", test_add_header_length);
     g_test_add_func("/qf/edit/add-header-position", test_add_header_position);
     g_test_add_func("/qf/edit/replace-content-headers", test_replace_content_headers);
+    g_test_add_func("/qf/edit/replace-content-headers-folded", test_replace_content_headers_folded);
     g_test_add_func("/qf/edit/set-recipient", test_set_recipient);
     for (size_t i = 0; i < G_N_ELEMENTS(bad_recipients); i++) {
         char *path = g_strdup_printf("/qf/panic/set-recipient-bad/%zu", i);
