@@ -123,9 +123,11 @@ fuzz_walk(struct mq_message *msg)
 
 /*
  * The header block as sendmail keeps it in a qf: one H record per header
- * line, continuation lines as they are, LF line ends. NULL if the block
- * does not make a qf (a line that is neither a header nor a continuation,
- * NUL bytes): such a message never reaches mqscand with these headers.
+ * line, continuation lines as they are, LF line ends, and the bytes sendmail
+ * uses itself (0x80 to 0x9f, 0xff) quoted with a 0xff byte. NULL if the
+ * block does not make a qf (a line that is neither a header nor a
+ * continuation, NUL bytes): such a message never reaches mqscand with these
+ * headers.
  */
 static struct mq_qf *
 fuzz_qf_from_headers(const char *headers, size_t len)
@@ -144,7 +146,13 @@ fuzz_qf_from_headers(const char *headers, size_t len)
             break;
         if (*p != ' ' && *p != '\t')
             g_string_append(text, "H??");
-        g_string_append_len(text, p, (gssize)n);
+        for (size_t i = 0; i < n; i++) {
+            unsigned char c = (unsigned char)p[i];
+
+            if ((c >= 0x80 && c < 0xa0) || c == 0xff)
+                g_string_append_c(text, '\377');
+            g_string_append_c(text, (char)c);
+        }
         g_string_append_c(text, '\n');
         p = nl != NULL ? nl + 1 : end;
     }
