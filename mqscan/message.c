@@ -150,6 +150,27 @@ message_add_leaf(struct message_walk *walk, GMimeObject *object,
 }
 
 /*
+ * True if the boundary of multipart has 8-bit bytes. GMime decodes a
+ * parameter to UTF-8 (an 8-bit byte as Latin-1), so such a boundary never
+ * matches the raw boundary lines and GMime finds no parts, while a reader
+ * that compares bytes does: the attachments would be scanned only as the
+ * raw text of one leaf, their names and types never checked.
+ */
+static bool
+message_boundary_8bit(GMimeMultipart *multipart)
+{
+    /* Not g_mime_multipart_get_boundary(): it makes one up when there is
+     * none, and so changes the part. */
+    const char *boundary = g_mime_object_get_content_type_parameter(GMIME_OBJECT(multipart),
+                                                                    "boundary");
+
+    for (const char *p = boundary; p != NULL && *p != '\0'; p++)
+        if ((unsigned char)*p >= 0x80)
+            return true;
+    return false;
+}
+
+/*
  * Pass 1: the structure only. Every part of any kind counts against
  * max_parts, and the limits are checked before we look inside a part, so
  * the cost of a hostile tree is bounded by the limits, not by its size. The
@@ -159,7 +180,9 @@ message_add_leaf(struct message_walk *walk, GMimeObject *object,
  * boundary lines in the content) has no children: everything it carries is
  * in its prologue and epilogue. It is treated as a leaf, with its raw
  * content as data, so that what it carries is scanned and can be replaced
- * like any other leaf instead of passing as an empty container.
+ * like any other leaf instead of passing as an empty container. Unless its
+ * boundary has 8-bit bytes: then the parts are there for a reader, and the
+ * walk stops with MQ_ERROR_LIMIT (unscannable).
  */
 static int
 message_collect(struct message_walk *walk, GMimeObject *object,
@@ -185,6 +208,11 @@ message_collect(struct message_walk *walk, GMimeObject *object,
         int count = g_mime_multipart_get_count(multipart);
 
         if (count <= 0) {
+            if (message_boundary_8bit(multipart)) {
+                g_set_error(err, MQ_ERROR, MQ_ERROR_LIMIT,
+                            "MIME boundary with 8-bit bytes: the parts cannot be told apart");
+                return -1;
+            }
             message_add_leaf(walk, object, parent, index, owner, depth);
             return 0;
         }

@@ -23,7 +23,9 @@
  * mq_message_parse() returns NULL with MQ_ERROR_CORRUPT when GMime cannot
  * make a message out of the input (the caller still scans the raw bytes).
  * mq_message_foreach_leaf() fails with MQ_ERROR_LIMIT when the MIME tree is
- * deeper or has more parts than allowed. Bad leaf indexes panic.
+ * deeper or has more parts than allowed, or holds a multipart whose boundary
+ * has 8-bit bytes (GMime cannot split it; a mail reader may). Bad leaf
+ * indexes panic.
  */
 #ifndef MQSCAN_MESSAGE_H
 #define MQSCAN_MESSAGE_H

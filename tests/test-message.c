@@ -955,6 +955,58 @@ test_unsplittable_multipart(void)
     mq_message_free(&msg);
 }
 
+/* A boundary with 8-bit bytes: GMime decodes it to UTF-8 and finds no
+ * parts, a reader comparing bytes finds the attachment; its name and type
+ * would never be checked. The walk calls it unscannable, nested or not. */
+static void
+test_boundary_8bit(void)
+{
+    static const struct {
+        const char *boundary;
+        unsigned leaves;            /* 0: MQ_ERROR_LIMIT */
+    } cases[] = {
+        { "bx", 2 },
+        { "b\x81x", 0 },
+        { "b\xe9x", 0 },
+        { "\xff", 0 },
+    };
+
+    for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+        for (int nested = 0; nested < 2; nested++) {
+            const char *b = cases[i].boundary;
+            char *headers = g_strdup_printf("MIME-Version: 1.0\nContent-Type: multipart/mixed; "
+                                            "boundary=\"%s\"\n", nested ? "outer" : b);
+            char *inner = g_strdup_printf("--%s\nContent-Type: text/plain\n\nhi\n--%s\n"
+                                          "Content-Type: application/octet-stream; "
+                                          "name=\"invoice.exe\"\n\nMZ\n--%s--\n", b, b, b);
+            char *body = nested ? g_strdup_printf("--outer\nContent-Type: multipart/mixed; "
+                                                  "boundary=\"%s\"\n\n%s--outer--\n", b, inner)
+                                : g_strdup(inner);
+            GError *err = NULL;
+            struct mq_message *msg = mq_message_parse(headers, strlen(headers), body,
+                                                      strlen(body), &err);
+            GPtrArray *seen;
+
+            g_assert_nonnull(msg);
+            seen = walk(msg, &default_limits, &err);
+            if (cases[i].leaves == 0) {
+                g_assert_error(err, MQ_ERROR, MQ_ERROR_LIMIT);
+                g_clear_error(&err);
+            } else {
+                g_assert_no_error(err);
+                g_assert_cmpuint(seen->len, ==, cases[i].leaves);
+                g_assert_cmpstr(((struct seen_leaf *)g_ptr_array_index(seen, 1))->filename, ==,
+                                "invoice.exe");
+            }
+            g_clear_pointer(&seen, g_ptr_array_unref);
+            mq_message_free(&msg);
+            g_free(body);
+            g_free(inner);
+            g_free(headers);
+        }
+    }
+}
+
 /* Every file of the shared MIME corpus: parse, walk within limits, write
  * back unchanged, replace every other leaf, write again and re-parse. It
  * must never crash; the counts go to the test log. */
@@ -1492,6 +1544,7 @@ main(int argc, char **argv)
     g_test_add_func("/message/append-utf8", test_append_utf8);
     g_test_add_func("/message/odd-input", test_odd_input);
     g_test_add_func("/message/unsplittable-multipart", test_unsplittable_multipart);
+    g_test_add_func("/message/boundary-8bit", test_boundary_8bit);
     g_test_add_func("/message/mutations", test_mutations);
     g_test_add_func("/message/corpus", test_corpus);
     return g_test_run();
