@@ -617,6 +617,9 @@ config_validate_policy(cfg_t *cfg, cfg_opt_t *opt)
  * message of the load in progress on this thread is kept here. */
 static __thread GString *config_first_error;
 
+static void config_error_cb(cfg_t *cfg, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
 static void
 config_error_cb(cfg_t *cfg, const char *fmt, va_list ap)
 {

@@ -51,6 +51,9 @@ mq_log_level_parse(const char *name, enum mq_log_level *level_r)
     return false;
 }
 
+static void log_vemit(enum mq_log_level level, const char *prefix, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+
 static void
 log_vemit(enum mq_log_level level, const char *prefix, const char *fmt, va_list ap)
 {

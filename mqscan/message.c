@@ -236,6 +236,27 @@ message_add_leaf(struct message_walk *walk, GMimeObject *object,
 }
 
 /*
+ * True if the boundary of multipart has 8-bit bytes. GMime decodes a
+ * parameter to UTF-8 (an 8-bit byte as Latin-1), so such a boundary never
+ * matches the raw boundary lines and GMime finds no parts, while a reader
+ * that compares bytes does: the attachments would be scanned only as the
+ * raw text of one leaf, their names and types never checked.
+ */
+static bool
+message_boundary_8bit(GMimeMultipart *multipart)
+{
+    /* Not g_mime_multipart_get_boundary(): it makes one up when there is
+     * none, and so changes the part. */
+    const char *boundary = g_mime_object_get_content_type_parameter(GMIME_OBJECT(multipart),
+                                                                    "boundary");
+
+    for (const char *p = boundary; p != NULL && *p != '\0'; p++)
+        if ((unsigned char)*p >= 0x80)
+            return true;
+    return false;
+}
+
+/*
  * Pass 1: the structure only. Every part of any kind counts against
  * max_parts, and the limits are checked before we look inside a part, so
  * the cost of a hostile tree is bounded by the limits, not by its size. The
@@ -245,7 +266,9 @@ message_add_leaf(struct message_walk *walk, GMimeObject *object,
  * boundary lines in the content) has no children: everything it carries is
  * in its prologue and epilogue. It is treated as a leaf, with its raw
  * content as data, so that what it carries is scanned and can be replaced
- * like any other leaf instead of passing as an empty container.
+ * like any other leaf instead of passing as an empty container. Unless its
+ * boundary has 8-bit bytes: then the parts are there for a reader, and the
+ * walk stops with MQ_ERROR_LIMIT (unscannable).
  */
 static int
 message_collect(struct message_walk *walk, GMimeObject *object,
@@ -271,6 +294,11 @@ message_collect(struct message_walk *walk, GMimeObject *object,
         int count = g_mime_multipart_get_count(multipart);
 
         if (count <= 0) {
+            if (message_boundary_8bit(multipart)) {
+                g_set_error(err, MQ_ERROR, MQ_ERROR_LIMIT,
+                            "MIME boundary with 8-bit bytes: the parts cannot be told apart");
+                return -1;
+            }
             message_add_leaf(walk, object, parent, index, owner, depth);
             return 0;
         }
@@ -671,30 +699,55 @@ message_notice_target(GMimeObject *top)
     return found;
 }
 
-/* True if data (len bytes) is UTF-8, NUL bytes allowed (GLib's validator
- * stops at them). */
+/*
+ * Appends data (len bytes) to out, unless out is NULL, with every byte that
+ * is not part of a valid UTF-8 character replaced by U+FFFD; NUL bytes are
+ * kept (GLib's validator stops at them). Returns the number of bytes
+ * replaced, so 0 means data is UTF-8.
+ */
+static size_t
+message_utf8_repair(GString *out, const char *data, size_t len)
+{
+    size_t bad = 0;
+
+    while (len > 0) {
+        const char *end;
+        bool valid = g_utf8_validate_len(data, len, &end);
+        size_t n = (size_t)(end - data);
+
+        if (out != NULL)
+            g_string_append_len(out, data, (gssize)n);
+        if (valid)
+            break;
+        if (*end != '\0')
+            bad++;
+        if (out != NULL) {
+            if (*end == '\0')
+                g_string_append_c(out, '\0');
+            else
+                g_string_append(out, "\xef\xbf\xbd");
+        }
+        len -= n + 1;
+        data = end + 1;
+    }
+    return bad;
+}
+
 static bool
 message_utf8_ok(const char *data, size_t len)
 {
-    const char *end;
-
-    while (len > 0) {
-        if (g_utf8_validate_len(data, len, &end))
-            return true;
-        if (*end != '\0')
-            return false;
-        len -= (size_t)(end - data) + 1;
-        data = end + 1;
-    }
-    return true;
+    return message_utf8_repair(NULL, data, len) == 0;
 }
 
 /*
  * Appends data, in the iconv charset from, to out as UTF-8. What the
  * charset cannot decode becomes U+FFFD, one per bad byte, and the
  * conversion goes on after it: a few broken bytes must not cost the
- * recipient the rest of the text. Returns false (and appends nothing) if
- * iconv does not know the charset.
+ * recipient the rest of the text. What iconv writes is checked too: glibc
+ * copies some invalid UTF-8 through from "UTF-8" (lead bytes F5 to F7,
+ * code points above U+10FFFF). iconv writes whole characters only, so
+ * each output chunk is checked on its own. Returns false (and appends
+ * nothing) if iconv does not know the charset.
  */
 static bool
 message_convert_lossy(GString *out, const char *from, const char *data, size_t len)
@@ -712,7 +765,7 @@ message_convert_lossy(GString *out, const char *from, const char *data, size_t l
         o = buf;
         o_left = sizeof(buf);
         n = g_iconv(cd, &in, &in_left, &o, &o_left);
-        g_string_append_len(out, buf, (gssize)(sizeof(buf) - o_left));
+        message_utf8_repair(out, buf, sizeof(buf) - o_left);
         if (n != (gsize)-1 || errno == E2BIG)
             continue;
         /* EILSEQ, or EINVAL for a sequence cut short by the end. */
@@ -724,7 +777,7 @@ message_convert_lossy(GString *out, const char *from, const char *data, size_t l
     o = buf;
     o_left = sizeof(buf);
     if (g_iconv(cd, NULL, NULL, &o, &o_left) != (gsize)-1)
-        g_string_append_len(out, buf, (gssize)(sizeof(buf) - o_left));
+        message_utf8_repair(out, buf, sizeof(buf) - o_left);
     g_iconv_close(cd);
     return true;
 }
@@ -771,6 +824,8 @@ message_append_as_utf8(GString *out, const char *charset, const char *data, size
 void
 mq_message_append_utf8(GString *out, const char *charset, const char *data, size_t len)
 {
+    /* GMime's charset tables, for a caller that has parsed nothing yet. */
+    message_global_init();
     message_append_as_utf8(out, charset, data, len);
 }
 

@@ -25,7 +25,9 @@
  * and with MQ_ERROR_LIMIT, before GMime sees it, when the input could make
  * GMime build more parts and headers than the limits allow for.
  * mq_message_foreach_leaf() fails with MQ_ERROR_LIMIT when the MIME tree is
- * deeper or has more parts than allowed. Bad leaf indexes panic.
+ * deeper or has more parts than allowed, or holds a multipart whose boundary
+ * has 8-bit bytes (GMime cannot split it; a mail reader may). Bad leaf
+ * indexes panic.
  */
 #ifndef MQSCAN_MESSAGE_H
 #define MQSCAN_MESSAGE_H

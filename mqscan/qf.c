@@ -11,8 +11,12 @@
 #include "mqscan/qf.h"
 
 /* sendmail writes the macro-expansion byte (MACROEXPAND, octal 201) into
- * headers it fills in at delivery time, such as Return-Path. */
+ * headers it fills in at delivery time, such as Return-Path. A byte of the
+ * message that sendmail uses internally (0x80 to 0x9f, and 0xff itself) is
+ * written after a METAQUOTE byte (octal 377) instead, and delivered without
+ * it: "\377\201" is a 0x81 the sender wrote, not a macro. */
 #define QF_MACRO_BYTE '\201'
+#define QF_METAQUOTE '\377'
 
 struct qf_record {
     char type;          /* first byte of the line */
@@ -373,8 +377,22 @@ mq_qf_headers_blank_cr(struct mq_qf *qf)
     return n;
 }
 
-void
-mq_qf_add_header(struct mq_qf *qf, const char *name, const char *value)
+/*
+ * Adds the header record "??name: value" after the last header. Control
+ * characters and bytes 0x80 and above (sendmail's macro byte among them)
+ * become '?', and the value is cut to MQ_QF_HEADER_MAX bytes.
+ *
+ * A message_text value is the message's own header text (its Content-*
+ * headers after a rebuild), which must reach the reader as it is: a '?' in
+ * place of a fold or of an 8-bit byte makes a parameter list that readers
+ * (GMime among them) stop parsing, and the charset after it is lost. So a
+ * line break followed by a TAB and a character stays, as a continuation
+ * line, which cannot start a record; and a byte of 0x80 and above is
+ * written as sendmail writes the message's bytes, quoted when sendmail
+ * uses it itself (see QF_METAQUOTE), so that it is never a macro.
+ */
+static void
+qf_add_header(struct mq_qf *qf, const char *name, const char *value, bool message_text)
 {
     struct qf_record *r;
     GString *v;
@@ -392,7 +410,20 @@ mq_qf_add_header(struct mq_qf *qf, const char *name, const char *value)
     limit = v->len + MQ_QF_HEADER_MAX;
     for (const char *p = value; *p != '\0' && v->len < limit; p++) {
         unsigned char c = (unsigned char)*p;
-        g_string_append_c(v, (c < ' ' || c >= 0x7f) ? '?' : (char)c);
+
+        if (message_text && c == '\n' && p[1] == '\t' && (unsigned char)p[2] > ' '
+            && (unsigned char)p[2] != 0x7f && v->len + 2 < limit) {
+            g_string_append(v, "\n\t");
+            p++;
+        } else if (message_text && c >= 0x80) {
+            if ((c < 0xa0 || c == 0xff) && v->len + 2 > limit)
+                break;
+            if (c < 0xa0 || c == 0xff)
+                g_string_append_c(v, QF_METAQUOTE);
+            g_string_append_c(v, (char)c);
+        } else {
+            g_string_append_c(v, (c < ' ' || c >= 0x7f) ? '?' : (char)c);
+        }
     }
     r = g_new0(struct qf_record, 1);
     r->type = 'H';
@@ -413,6 +444,12 @@ mq_qf_add_header(struct mq_qf *qf, const char *name, const char *value)
 }
 
 void
+mq_qf_add_header(struct mq_qf *qf, const char *name, const char *value)
+{
+    qf_add_header(qf, name, value, false);
+}
+
+void
 mq_qf_replace_content_headers(struct mq_qf *qf, GPtrArray *headers)
 {
     mq_qf_remove_headers(qf, "Content-");
@@ -423,7 +460,7 @@ mq_qf_replace_content_headers(struct mq_qf *qf, GPtrArray *headers)
         if (colon == NULL || colon == h)
             mq_log_panic("mq_qf_replace_content_headers: \"%s\" is not a header", h);
         name = g_strndup(h, (size_t)(colon - h));
-        mq_qf_add_header(qf, name, colon[1] == ' ' ? colon + 2 : colon + 1);
+        qf_add_header(qf, name, colon[1] == ' ' ? colon + 2 : colon + 1, true);
         g_free(name);
     }
 }
@@ -515,14 +552,45 @@ mq_qf_set_recipient(struct mq_qf *qf, const char *addr)
     g_ptr_array_add(qf->rcpts, r);
 }
 
+/* Appends value as sendmail delivers it, its METAQUOTE bytes taken off.
+ * Returns false, with out as it was, if it holds a macro. */
+static bool
+qf_append_delivered(GString *out, const char *value)
+{
+    size_t start = out->len;
+
+    for (const char *p = value; *p != '\0'; p++) {
+        if (*p == QF_METAQUOTE && p[1] != '\0') {
+            p++;
+        } else if (*p == QF_MACRO_BYTE) {
+            g_string_truncate(out, start);
+            return false;
+        }
+        g_string_append_c(out, *p);
+    }
+    return true;
+}
+
+/*
+ * Dropping the header with a quoted byte instead, as before, let a sender
+ * hide a header from the scan that the recipient still gets: a 0x81 in the
+ * boundary took the Content-Type out of what was scanned, so that neither
+ * GMime nor libclamav saw the attachments; a 0x9f or 0xff was scanned
+ * doubled, and the boundary no longer matched the body.
+ */
 void
 mq_qf_headers_text(const struct mq_qf *qf, GString *out)
 {
     for (guint i = 0; i < qf->headers->len; i++) {
         struct qf_record *r = g_ptr_array_index(qf->headers, i);
-        if (strchr(r->hvalue, QF_MACRO_BYTE) != NULL)
+        size_t start = out->len;
+
+        g_string_append_printf(out, "%s:", r->hname);
+        if (!qf_append_delivered(out, r->hvalue)) {
+            g_string_truncate(out, start);
             continue;
-        g_string_append_printf(out, "%s:%s\n", r->hname, r->hvalue);
+        }
+        g_string_append_c(out, '\n');
     }
 }
 

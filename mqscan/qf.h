@@ -66,7 +66,8 @@ const char *mq_qf_macro(const struct mq_qf *qf, const char *name);
 
 /* Headers (H records) in order. mq_qf_header() gives the name and the value
  * (continuation lines joined by "\n\t" as stored; leading blanks after the
- * colon kept) with sendmail's "?flags?" prefix removed. Borrowed. */
+ * colon kept; sendmail's quoting of 8-bit bytes kept, see
+ * mq_qf_headers_text()) with sendmail's "?flags?" prefix removed. Borrowed. */
 size_t mq_qf_header_count(const struct mq_qf *qf);
 void mq_qf_header(const struct mq_qf *qf, size_t i, const char **name_r, const char **value_r);
 /* Value of the first header called name (any case), or NULL. Borrowed. */
@@ -91,7 +92,11 @@ size_t mq_qf_headers_blank_cr(struct mq_qf *qf);
 void mq_qf_add_header(struct mq_qf *qf, const char *name, const char *value);
 
 /* Replaces the top-level MIME headers (Content-*, MIME-Version is kept) by
- * headers, an array of "Name: value" strings (from a rebuilt body). */
+ * headers, an array of "Name: value" strings (from a rebuilt body), cleaned
+ * as by mq_qf_add_header() except that folded lines ("\n\t" followed by a
+ * character, as mq_message_content_headers() gives them) stay folded and
+ * 8-bit bytes stay, quoted as sendmail quotes them (mq_qf_headers_text()
+ * gives them back as they were). */
 void mq_qf_replace_content_headers(struct mq_qf *qf, GPtrArray *headers);
 
 /* Replaces the envelope recipients by the single address addr (without
@@ -115,8 +120,10 @@ void mq_qf_prefix_header(struct mq_qf *qf, const char *name, const char *prefix)
 
 /* Appends the message's header block as a mail reader would see it (no
  * "?flags?", continuation lines kept, LF line ends, no trailing blank line) to
- * out. Headers still holding sendmail macros (such as Return-Path) are left
- * out: they are filled in at delivery. */
+ * out. Bytes sendmail quoted in the qf (0x80 to 0x9f and 0xff, each after a
+ * 0xff byte) are given as the sender wrote them. Headers still holding
+ * sendmail macros (an unquoted 0x81, as in Return-Path) are left out: they
+ * are filled in at delivery. */
 void mq_qf_headers_text(const struct mq_qf *qf, GString *out);
 
 enum mq_qf_format_flags {

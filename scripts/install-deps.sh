@@ -9,7 +9,8 @@ packages="build-essential autoconf automake libtool pkg-config m4
   libclamav-dev libgmime-3.0-dev libglib2.0-dev libconfuse-dev
   libmagic-dev libarchive-dev clamav-daemon libsqlite3-dev sqlite3 chromium
   clamav-testfiles sendmail-bin sendmail-cf swaks python3-aiosmtpd util-linux
-  valgrind libspf2-dev dnsmasq-base spamassassin spamd spamc iproute2"
+  valgrind libspf2-dev dnsmasq-base spamassassin spamd spamc iproute2
+  clang libclang-rt-14-dev"
 
 missing=""
 for p in $packages; do

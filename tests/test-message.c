@@ -1038,6 +1038,58 @@ test_unsplittable_multipart(void)
     mq_message_free(&msg);
 }
 
+/* A boundary with 8-bit bytes: GMime decodes it to UTF-8 and finds no
+ * parts, a reader comparing bytes finds the attachment; its name and type
+ * would never be checked. The walk calls it unscannable, nested or not. */
+static void
+test_boundary_8bit(void)
+{
+    static const struct {
+        const char *boundary;
+        unsigned leaves;            /* 0: MQ_ERROR_LIMIT */
+    } cases[] = {
+        { "bx", 2 },
+        { "b\x81x", 0 },
+        { "b\xe9x", 0 },
+        { "\xff", 0 },
+    };
+
+    for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+        for (int nested = 0; nested < 2; nested++) {
+            const char *b = cases[i].boundary;
+            char *headers = g_strdup_printf("MIME-Version: 1.0\nContent-Type: multipart/mixed; "
+                                            "boundary=\"%s\"\n", nested ? "outer" : b);
+            char *inner = g_strdup_printf("--%s\nContent-Type: text/plain\n\nhi\n--%s\n"
+                                          "Content-Type: application/octet-stream; "
+                                          "name=\"invoice.exe\"\n\nMZ\n--%s--\n", b, b, b);
+            char *body = nested ? g_strdup_printf("--outer\nContent-Type: multipart/mixed; "
+                                                  "boundary=\"%s\"\n\n%s--outer--\n", b, inner)
+                                : g_strdup(inner);
+            GError *err = NULL;
+            struct mq_message *msg = mq_message_parse(headers, strlen(headers), body,
+                                                      strlen(body), &err);
+            GPtrArray *seen;
+
+            g_assert_nonnull(msg);
+            seen = walk(msg, &default_limits, &err);
+            if (cases[i].leaves == 0) {
+                g_assert_error(err, MQ_ERROR, MQ_ERROR_LIMIT);
+                g_clear_error(&err);
+            } else {
+                g_assert_no_error(err);
+                g_assert_cmpuint(seen->len, ==, cases[i].leaves);
+                g_assert_cmpstr(((struct seen_leaf *)g_ptr_array_index(seen, 1))->filename, ==,
+                                "invoice.exe");
+            }
+            g_clear_pointer(&seen, g_ptr_array_unref);
+            mq_message_free(&msg);
+            g_free(body);
+            g_free(inner);
+            g_free(headers);
+        }
+    }
+}
+
 /* Every file of the shared MIME corpus: parse, walk within limits, write
  * back unchanged, replace every other leaf, write again and re-parse. It
  * must never crash; the counts go to the test log. */
@@ -1513,6 +1565,43 @@ test_notice_hostile(void)
     g_test_message("%u messages, %u took a notice", runs, done);
 }
 
+/* mq_message_append_utf8(): whatever the bytes and the declared charset,
+ * the text comes out as valid UTF-8 (NUL bytes kept). glibc's iconv passes
+ * some invalid UTF-8 through from "UTF-8": lead bytes F5-F7 and code points
+ * above U+10FFFF (found by fuzz-message). */
+static void
+test_append_utf8(void)
+{
+    static const struct {
+        const char *charset;
+        const char *in;
+        size_t len;
+        const char *out;
+        size_t out_len;
+    } cases[] = {
+#define C(cs, in, out) { cs, in, sizeof(in) - 1, out, sizeof(out) - 1 }
+        C("utf-8", "caf\xc3\xa9", "caf\xc3\xa9"),
+        C("utf-8", "a\xf7\xa3\xac\xb6" "b", "a\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd" "b"),
+        C("UTF-8", "\xf4\x90\x80\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"),
+        C("utf-8", "\xed\xa0\x80.", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd."),
+        C("utf-8", "\xf8\x88\x80\x80\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"),
+        C("utf-8", "a\0b\xc3", "a\0b\xef\xbf\xbd"),
+        C("iso-8859-1", "caf\xe9", "caf\xc3\xa9"),
+        C(NULL, "caf\xe9", "caf\xc3\xa9"),
+        C("us-ascii", "caf\xc3\xa9", "caf\xc3\xa9"),
+        C("x-no-such-charset", "\x80", "\xe2\x82\xac"),
+#undef C
+    };
+
+    for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+        GString *out = g_string_new(NULL);
+
+        mq_message_append_utf8(out, cases[i].charset, cases[i].in, cases[i].len);
+        g_assert_cmpmem(out->str, out->len, cases[i].out, cases[i].out_len);
+        g_string_free(out, TRUE);
+    }
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1536,8 +1625,10 @@ main(int argc, char **argv)
     g_test_add_func("/message/notice/more", test_notice_more);
     g_test_add_func("/message/notice/hostile", test_notice_hostile);
     g_test_add_func("/message/write-appends", test_write_appends);
+    g_test_add_func("/message/append-utf8", test_append_utf8);
     g_test_add_func("/message/odd-input", test_odd_input);
     g_test_add_func("/message/unsplittable-multipart", test_unsplittable_multipart);
+    g_test_add_func("/message/boundary-8bit", test_boundary_8bit);
     g_test_add_func("/message/mutations", test_mutations);
     g_test_add_func("/message/corpus", test_corpus);
     return g_test_run();
