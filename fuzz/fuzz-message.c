@@ -280,7 +280,7 @@ fuzz_rebuilt(struct mq_message *msg, const char *header_block, size_t header_len
     if (mq_message_write_body(msg, body, &error) < 0)
         mq_log_panic("rebuilt body not written: %s", error->message);
     rebuilt = mq_message_parse(headers->str, headers->len, (const char *)body->data, body->len,
-                               &error);
+                               &fuzz_limits, &error);
     if (rebuilt == NULL)
         mq_log_panic("rebuilt message does not parse: %s", error->message);
     fuzz_same_top(msg, rebuilt);
@@ -308,7 +308,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int leaves;
 
     test_split_message(buf, size, &headers_len, &body, &body_len);
-    msg = mq_message_parse(buf, headers_len, body, body_len, &error);
+    msg = mq_message_parse(buf, headers_len, body, body_len, &fuzz_limits, &error);
     if (msg == NULL) {
         if (error == NULL || error->domain != MQ_ERROR)
             mq_log_panic("mq_message_parse failed without an MQ_ERROR");
@@ -331,7 +331,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     mq_message_free(&msg);
 
     /* A lone leaf replaced (the message's own part), or else the body. */
-    msg = mq_message_parse(buf, headers_len, body, body_len, &error);
+    msg = mq_message_parse(buf, headers_len, body, body_len, &fuzz_limits, &error);
     if (msg == NULL)
         mq_log_panic("second parse failed: %s", error->message);
     if (leaves == 1 && fuzz_walk(msg) == 1) {

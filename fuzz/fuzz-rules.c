@@ -148,7 +148,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     headers = g_string_new(FUZZ_HEADERS);
     g_string_append_len(headers, buf, (gssize)params_len);
-    msg = mq_message_parse(headers->str, headers->len, content, content_len, &error);
+    msg = mq_message_parse(headers->str, headers->len, content, content_len, &limits, &error);
     if (msg == NULL) {
         g_clear_error(&error);
     } else {

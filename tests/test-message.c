@@ -1067,7 +1067,7 @@ test_boundary_8bit(void)
                                 : g_strdup(inner);
             GError *err = NULL;
             struct mq_message *msg = mq_message_parse(headers, strlen(headers), body,
-                                                      strlen(body), &err);
+                                                      strlen(body), &default_limits, &err);
             GPtrArray *seen;
 
             g_assert_nonnull(msg);
