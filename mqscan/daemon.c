@@ -51,6 +51,8 @@ struct daemon_runtime {
 struct daemon_stats {
     unsigned long counts[MQ_OUTCOME_COUNT];
     uint64_t bytes;
+    uint64_t stage_us[MQ_STAGE_COUNT];  /* summed over every message, all workers */
+    uint64_t after_batch_us;            /* statistics, notices, heartbeat: workers idle */
 };
 
 struct mq_daemon {
@@ -510,6 +512,7 @@ daemon_run_batch(struct mq_daemon *d, GPtrArray *ids, bool once, int64_t once_de
 {
     GPtrArray *tasks = g_ptr_array_new(), *reports = g_ptr_array_new();
     int64_t now;
+    gint64 after_start;
 
     for (guint i = 0; i < ids->len; i++) {
         struct daemon_task *task = g_new0(struct daemon_task, 1);
@@ -537,8 +540,11 @@ daemon_run_batch(struct mq_daemon *d, GPtrArray *ids, bool once, int64_t once_de
         }
         if (task->result.report != NULL)
             g_ptr_array_add(reports, task->result.report);
+        for (int s = 0; s < MQ_STAGE_COUNT; s++)
+            d->stats.stage_us[s] += task->result.stage_us[s];
         g_ptr_array_add(tasks, task);
     }
+    after_start = g_get_monotonic_time();
     daemon_record(d, tasks);
     daemon_notify(d, reports);
     for (guint i = 0; i < tasks->len; i++) {
@@ -550,6 +556,7 @@ daemon_run_batch(struct mq_daemon *d, GPtrArray *ids, bool once, int64_t once_de
     g_ptr_array_unref(reports);
     g_ptr_array_unref(tasks);
     daemon_heartbeat(d);
+    d->stats.after_batch_us += (uint64_t)(g_get_monotonic_time() - after_start);
 }
 
 static gpointer
@@ -607,6 +614,26 @@ daemon_reload_finish(struct mq_daemon *d)
     mq_log_info("reloaded %s: %s", d->rt->config->file, mq_scanner_describe(d->rt->scanner));
 }
 
+/* Where the workers' time went, stage by stage, and how long they waited
+ * while the main loop finished each batch. */
+static void
+daemon_summary_stages(struct mq_daemon *d)
+{
+    GString *line = g_string_new(NULL);
+    uint64_t busy = 0;
+
+    for (int s = 0; s < MQ_STAGE_COUNT; s++)
+        busy += d->stats.stage_us[s];
+    for (int s = 0; s < MQ_STAGE_COUNT; s++)
+        g_string_append_printf(line, "%s%s %.3f s %.1f%%", s ? ", " : "",
+                               mq_process_stage_name((enum mq_process_stage)s),
+                               (double)d->stats.stage_us[s] / 1e6,
+                               busy > 0 ? 100.0 * (double)d->stats.stage_us[s] / (double)busy : 0.0);
+    mq_log_info("stages (%.3f s in %u workers): %s; after batches %.3f s", (double)busy / 1e6,
+                d->pool_size, line->str, (double)d->stats.after_batch_us / 1e6);
+    g_string_free(line, TRUE);
+}
+
 static void
 daemon_summary(struct mq_daemon *d, double seconds)
 {
@@ -620,6 +647,7 @@ daemon_summary(struct mq_daemon *d, double seconds)
                 c[MQ_OUTCOME_QUARANTINED],
                 c[MQ_OUTCOME_DELETED], c[MQ_OUTCOME_HELD], c[MQ_OUTCOME_DEFERRED],
                 (double)d->stats.bytes / 1e6, seconds, seconds > 0 ? (double)total / seconds : 0.0);
+    daemon_summary_stages(d);
 }
 
 int

@@ -12,6 +12,29 @@
 #include "mqscan/error.h"
 #include "mqscan/fsutil.h"
 
+/* Per thread, so that a worker can tell its own fsync time from the
+ * others'. */
+static _Thread_local uint64_t fs_sync_us;
+
+/* fsync(), timed. */
+static int
+fs_fsync(int fd)
+{
+    gint64 start = g_get_monotonic_time();
+    int rc = fsync(fd);
+    int saved = errno;
+
+    fs_sync_us += (uint64_t)(g_get_monotonic_time() - start);
+    errno = saved;
+    return rc;
+}
+
+uint64_t
+mq_fs_sync_us(void)
+{
+    return fs_sync_us;
+}
+
 static int
 fs_fail(GError **err, int errnum, const char *what, const char *name)
 {
@@ -54,7 +77,7 @@ mq_fs_write_new(int dirfd, const char *name, const void *buf, size_t len,
     fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0)
         return fs_fail(err, errno, "create", name);
-    if (fs_write_all(fd, buf, len) < 0 || ((flags & MQ_FS_SYNC) && fsync(fd) < 0)) {
+    if (fs_write_all(fd, buf, len) < 0 || ((flags & MQ_FS_SYNC) && fs_fsync(fd) < 0)) {
         saved = errno;
         close(fd);
         goto fail;
@@ -73,7 +96,7 @@ fail:
 int
 mq_fs_fsync_dir(int dirfd, GError **err)
 {
-    if (fsync(dirfd) < 0)
+    if (fs_fsync(dirfd) < 0)
         return fs_fail(err, errno, "fsync", "directory");
     return 0;
 }

@@ -2,7 +2,7 @@
  *
  * Public functions: mq_fs_open_dir(), mq_fs_write_new(), mq_fs_write_atomic(),
  * mq_fs_fsync_dir(), mq_fs_read_fd(), mq_fs_move(), mq_fs_mkdir_p(),
- * mq_fs_parse_uint(), mq_fs_id_ok().
+ * mq_fs_parse_uint(), mq_fs_id_ok(), mq_fs_sync_us().
  *
  * Every file mqscan writes goes through mq_fs_write_new() (a file that is not
  * visible to anyone until renamed, or whose name is meaningless until another
@@ -67,6 +67,11 @@ int mq_fs_mkdir_p(const char *path, mode_t mode, GError **err);
 /* Parses a decimal unsigned number with no sign, no spaces and no trailing
  * text, within [min, max]. Returns true and sets *value_r, or false. */
 bool mq_fs_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *value_r);
+
+/* Microseconds the calling thread has spent in fsync() here so far (every
+ * fsync of a file or directory that mqscan makes goes through this module):
+ * take it before and after a piece of work to see what durability cost. */
+uint64_t mq_fs_sync_us(void);
 
 /* True if id is 1..MQ_ID_MAX characters of [A-Za-z0-9]: the only strings
  * ever used to build queue, hold or quarantine paths. */

@@ -6,6 +6,7 @@
 #include <glib.h>
 
 #include "mqscan/error.h"
+#include "mqscan/fsutil.h"
 #include "mqscan/log.h"
 #include "mqscan/message.h"
 #include "mqscan/notify.h"
@@ -52,7 +53,19 @@ struct process_job {
     const char **rcpts;         /* envelope recipients as queued (before any
                                    recipient_block removal); borrowed from qf */
     size_t n_rcpts;
+    uint64_t *stage_us;         /* the result's stage times */
+    gint64 mark;                /* when the current stage began */
 };
+
+/* Charges the time since the last lap to stage. */
+static void
+process_lap(struct process_job *job, enum mq_process_stage stage)
+{
+    gint64 now = g_get_monotonic_time();
+
+    job->stage_us[stage] += (uint64_t)(now - job->mark);
+    job->mark = now;
+}
 
 /* Reasons for the recipient, for findings that no rule file words. The
  * rule files carry their own user texts. */
@@ -147,6 +160,7 @@ process_check_leaf(const struct mq_message_leaf *leaf, const void *data, size_t 
     GError *error = NULL;
     int rc, verdict;
 
+    process_lap(job, MQ_STAGE_PARSE);       /* decoding this leaf */
     /* A fragment is only dangerous once the reader's client joins the
      * fragments, which no scanner here ever sees. */
     if (g_ascii_strcasecmp(leaf->content_type, "message/partial") == 0) {
@@ -155,6 +169,7 @@ process_check_leaf(const struct mq_message_leaf *leaf, const void *data, size_t 
         return 0;
     }
     rc = mq_rules_check(ctx->rules, &limits, leaf->filename, data, len, &match, &error);
+    process_lap(job, MQ_STAGE_RULES);
     if (rc < 0) {
         job->engine_error = error;
         g_set_error_literal(err, MQ_ERROR, MQ_ERROR_ENGINE, "rules check failed");
@@ -169,6 +184,7 @@ process_check_leaf(const struct mq_message_leaf *leaf, const void *data, size_t 
         mq_rules_match_clear(&match);
     }
     verdict = mq_scanner_scan(ctx->scanner, data, len, leaf->filename, &name, &error);
+    process_lap(job, MQ_STAGE_SCAN);
     if (process_note_scan(job, verdict, name, error, (int)leaf->index, leaf->filename, data,
                           len) < 0) {
         g_set_error_literal(err, MQ_ERROR, MQ_ERROR_ENGINE, "scan failed");
@@ -275,7 +291,7 @@ process_check(struct process_job *job, const char *buf, size_t len)
     size_t df_len;
     char *name = NULL;
     GError *error = NULL;
-    int verdict;
+    int verdict, rc;
 
     df = mq_queue_entry_df(job->entry, &df_len);
     job->msg = mq_message_parse(job->headers->str, job->headers->len, df, df_len, &error);
@@ -284,16 +300,21 @@ process_check(struct process_job *job, const char *buf, size_t len)
                     job->id, error->message);
         g_clear_error(&error);
     }
+    process_lap(job, MQ_STAGE_PARSE);
     process_spam(job, buf, len);
+    process_lap(job, MQ_STAGE_SPAM);
     if (job->spam_stop)
         return;
 
     verdict = mq_scanner_scan(job->ctx->scanner, buf, len, job->id, &name, &error);
+    process_lap(job, MQ_STAGE_SCAN);
     if (process_note_scan(job, verdict, name, error, -1, NULL, NULL, 0) < 0)
         return;
     if (job->msg == NULL)
         return;
-    if (mq_message_foreach_leaf(job->msg, &limits, process_check_leaf, job, &error) < 0) {
+    rc = mq_message_foreach_leaf(job->msg, &limits, process_check_leaf, job, &error);
+    process_lap(job, MQ_STAGE_PARSE);       /* the walk, and what follows the last leaf */
+    if (rc < 0) {
         if (error->code == MQ_ERROR_LIMIT)
             process_add_finding(job, MQ_FINDING_UNSCANNABLE, -1, error->message, NULL, NULL,
                                 NULL, 0);
@@ -513,10 +534,12 @@ process_hold(struct process_job *job, const char *reason, struct mq_process_resu
         r->outcome = MQ_OUTCOME_DEFERRED;
         r->detail = g_strdup_printf("cannot hold (%s): %s", reason, error->message);
         g_error_free(error);
+        process_lap(job, MQ_STAGE_WRITE);
         return;
     }
     r->outcome = MQ_OUTCOME_HELD;
     r->detail = g_strdup(reason);
+    process_lap(job, MQ_STAGE_WRITE);
 }
 
 /* The Subject as stored (RFC 2047 words stay encoded), trimmed and
@@ -778,14 +801,18 @@ process_act(struct process_job *job, struct mq_process_result *r)
     }
 
     df = mq_queue_entry_df(job->entry, &df_len);
+    process_lap(job, MQ_STAGE_OTHER);
     if (job->action == MQ_ACTION_REPLACE) {
         bool whole = false;
         int v;
         body = g_byte_array_new();
         for (;;) {
-            if (process_rebuild(job, whole, body, &error) < 0)
+            int rc = process_rebuild(job, whole, body, &error);
+            process_lap(job, MQ_STAGE_REBUILD);
+            if (rc < 0)
                 goto fail;
             v = process_verify(job, body);
+            process_lap(job, MQ_STAGE_SCAN);
             if (v < 0)
                 goto engine;
             if (v == 0)
@@ -844,6 +871,7 @@ process_act(struct process_job *job, struct mq_process_result *r)
     }
     if (process_spam_rejects(job))
         process_spam_reject(job, qid, detail);
+    process_lap(job, MQ_STAGE_WRITE);
     r->detail = g_string_free(detail, FALSE);
     detail = NULL;
     /* Spam is counted and logged, not reported to the postmaster one by one. */
@@ -856,6 +884,7 @@ engine:
     r->detail = g_strdup_printf("scanner error: %s", job->engine_error->message);
     goto done;
 fail:
+    process_lap(job, MQ_STAGE_WRITE);       /* mostly a write that failed */
     r->outcome = MQ_OUTCOME_DEFERRED;
     r->detail = g_strdup(error ? error->message : "unknown error");
 done:
@@ -896,6 +925,7 @@ mq_process_message(const struct mq_process_ctx *ctx, const char *id,
 {
     struct process_job job = { 0 };
     gint64 start = g_get_monotonic_time();
+    uint64_t sync_start = mq_fs_sync_us(), sync_us;
     GError *error = NULL;
     const GError *problem;
     const char *df;
@@ -906,8 +936,11 @@ mq_process_message(const struct mq_process_ctx *ctx, const char *id,
     job.ctx = ctx;
     job.id = id;
     job.findings = g_ptr_array_new_with_free_func(process_finding_free);
+    job.stage_us = r->stage_us;
+    job.mark = start;
 
     job.entry = mq_queue_claim(ctx->incoming, id, ctx->config->max_message_size, &error);
+    process_lap(&job, MQ_STAGE_READ);
     if (job.entry == NULL) {
         r->outcome = error->code == MQ_ERROR_TEMP ? MQ_OUTCOME_SKIPPED : MQ_OUTCOME_DEFERRED;
         r->detail = g_strdup(error->message);
@@ -917,6 +950,8 @@ mq_process_message(const struct mq_process_ctx *ctx, const char *id,
         else
             mq_log_error("%s: cannot claim: %s", id, r->detail);
         process_job_clear(&job);
+        r->seconds = (double)(g_get_monotonic_time() - start) / 1e6;
+        process_lap(&job, MQ_STAGE_OTHER);
         return;
     }
     problem = mq_queue_entry_problem(job.entry);
@@ -939,6 +974,7 @@ mq_process_message(const struct mq_process_ctx *ctx, const char *id,
     g_string_append_len(buf, job.headers->str, job.headers->len);
     g_string_append_c(buf, '\n');
     g_string_append_len(buf, df, df_len);
+    process_lap(&job, MQ_STAGE_READ);
 
     process_direction(&job);
     process_check(&job, buf->str, buf->len);
@@ -963,6 +999,11 @@ out:
     r->seconds = (double)(g_get_monotonic_time() - start) / 1e6;
     process_log_outcome(&job, r);
     process_job_clear(&job);
+    process_lap(&job, MQ_STAGE_OTHER);
+    /* Every fsync happened inside a write; it is counted on its own. */
+    sync_us = mq_fs_sync_us() - sync_start;
+    r->stage_us[MQ_STAGE_FSYNC] = sync_us;
+    r->stage_us[MQ_STAGE_WRITE] -= MIN(sync_us, r->stage_us[MQ_STAGE_WRITE]);
 }
 
 void
@@ -986,4 +1027,21 @@ mq_process_outcome_name(enum mq_outcome outcome)
         [MQ_OUTCOME_SKIPPED] = "skipped",
     };
     return names[outcome];
+}
+
+const char *
+mq_process_stage_name(enum mq_process_stage stage)
+{
+    static const char *const names[MQ_STAGE_COUNT] = {
+        [MQ_STAGE_READ] = "queue read",
+        [MQ_STAGE_PARSE] = "MIME parse",
+        [MQ_STAGE_SPAM] = "spam checks",
+        [MQ_STAGE_RULES] = "rules",
+        [MQ_STAGE_SCAN] = "virus scan",
+        [MQ_STAGE_REBUILD] = "rebuild",
+        [MQ_STAGE_WRITE] = "queue write",
+        [MQ_STAGE_FSYNC] = "fsync",
+        [MQ_STAGE_OTHER] = "other",
+    };
+    return names[stage];
 }

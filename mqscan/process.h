@@ -2,7 +2,7 @@
  * the result, quarantine the original, remove it from the incoming queue.
  *
  * Public functions: mq_process_message(), mq_process_result_clear(),
- * mq_process_outcome_name().
+ * mq_process_outcome_name(), mq_process_stage_name().
  *
  * Every check yields findings (infected, banned, limits, encrypted,
  * unscannable), each tied to one leaf part or to the whole message. The
@@ -76,10 +76,26 @@ struct mq_process_report {
     char **virus_names;         /* NULL-terminated */
 };
 
+/* Where a message's time goes (monotonic clock, per message, summed by the
+ * daemon). Every microsecond of mq_process_message() is in exactly one. */
+enum mq_process_stage {
+    MQ_STAGE_READ,          /* claim: lock, read and parse the qf, read the df */
+    MQ_STAGE_PARSE,         /* GMime: parse, walk, decode the leaves */
+    MQ_STAGE_SPAM,          /* the spam checks */
+    MQ_STAGE_RULES,         /* file name and file type rules */
+    MQ_STAGE_SCAN,          /* the engine: whole message, leaves, rebuilt copy */
+    MQ_STAGE_REBUILD,       /* replacing parts, writing the new body */
+    MQ_STAGE_WRITE,         /* outgoing queue, quarantine, hold, removal; no fsync */
+    MQ_STAGE_FSYNC,         /* fsync of files and directories while writing */
+    MQ_STAGE_OTHER,         /* deciding, logging, the rest */
+    MQ_STAGE_COUNT
+};
+
 struct mq_process_result {
     enum mq_outcome outcome;
     uint64_t size;
     double seconds;
+    uint64_t stage_us[MQ_STAGE_COUNT];
     char *detail;           /* virus names or the reason; owned */
     unsigned finding_kinds; /* bit (1 << enum mq_finding) per kind found */
     struct mq_process_report *report;   /* owned; NULL unless acted on */
@@ -95,5 +111,9 @@ void mq_process_result_clear(struct mq_process_result *result);
 /* The verdict word logged for an outcome: "clean", "passed", "cleaned",
  * "quarantined", "deleted", "held", "deferred", "skipped". */
 const char *mq_process_outcome_name(enum mq_outcome outcome);
+
+/* "queue read", "MIME parse", "spam checks", "rules", "virus scan",
+ * "rebuild", "queue write", "fsync", "other". */
+const char *mq_process_stage_name(enum mq_process_stage stage);
 
 #endif
