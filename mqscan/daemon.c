@@ -504,6 +504,19 @@ daemon_record(struct mq_daemon *d, GPtrArray *tasks)
     g_free(samples);
 }
 
+/* The results of tasks from index from on, made durable together; see
+ * mq_process_commit(). */
+static void
+daemon_commit(struct mq_daemon *d, GPtrArray *tasks, guint from)
+{
+    struct mq_process_result **results = g_new(struct mq_process_result *, tasks->len + 1);
+
+    for (guint i = from; i < tasks->len; i++)
+        results[i - from] = &((struct daemon_task *)g_ptr_array_index(tasks, i))->result;
+    mq_process_commit(&d->rt->ctx, results, tasks->len - from);
+    g_free(results);
+}
+
 /* Runs one batch to completion. In once mode, messages that cannot be
  * finished are forgotten and counted in *left. */
 static void
@@ -520,8 +533,18 @@ daemon_run_batch(struct mq_daemon *d, GPtrArray *ids, bool once, int64_t once_de
         task->id = g_strdup(g_ptr_array_index(ids, i));
         g_thread_pool_push(d->pool, task, NULL);
     }
-    for (guint i = 0; i < ids->len; i++) {
-        struct daemon_task *task = g_async_queue_pop(d->done);
+    /* Group commit while the workers go on: whatever is done when no other
+     * result is waiting is committed together, so the disk's latency
+     * overlaps the scanning and a slow disk makes the groups larger. */
+    for (guint i = 0, committed = 0; i < ids->len; i++) {
+        g_ptr_array_add(tasks, g_async_queue_pop(d->done));
+        if (g_async_queue_length(d->done) <= 0 || i + 1 == ids->len) {
+            daemon_commit(d, tasks, committed);
+            committed = tasks->len;
+        }
+    }
+    for (guint i = 0; i < tasks->len; i++) {
+        struct daemon_task *task = g_ptr_array_index(tasks, i);
         enum mq_outcome o = task->result.outcome;
 
         now = daemon_now_ms();
@@ -542,7 +565,6 @@ daemon_run_batch(struct mq_daemon *d, GPtrArray *ids, bool once, int64_t once_de
             g_ptr_array_add(reports, task->result.report);
         for (int s = 0; s < MQ_STAGE_COUNT; s++)
             d->stats.stage_us[s] += task->result.stage_us[s];
-        g_ptr_array_add(tasks, task);
     }
     after_start = g_get_monotonic_time();
     daemon_record(d, tasks);

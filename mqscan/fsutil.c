@@ -82,6 +82,9 @@ mq_fs_write_new(int dirfd, const char *name, const void *buf, size_t len,
         close(fd);
         goto fail;
     }
+    /* Only a hint: a failure here shows again at the fsync that matters. */
+    if (flags & MQ_FS_WRITEBACK)
+        sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
     if (close(fd) < 0) {
         saved = errno;
         goto fail;
@@ -94,6 +97,19 @@ fail:
 }
 
 int
+mq_fs_fsync_at(int dirfd, const char *name, GError **err)
+{
+    int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC), rc = 0;
+
+    if (fd < 0)
+        return fs_fail(err, errno, "open", name);
+    if (fs_fsync(fd) < 0)
+        rc = fs_fail(err, errno, "fsync", name);
+    close(fd);
+    return rc;
+}
+
+int
 mq_fs_fsync_dir(int dirfd, GError **err)
 {
     if (fs_fsync(dirfd) < 0)
@@ -102,13 +118,20 @@ mq_fs_fsync_dir(int dirfd, GError **err)
 }
 
 int
-mq_fs_write_atomic(int dirfd, const char *tmpname, const char *name,
-                   const void *buf, size_t len, GError **err)
+mq_fs_write_temp(int dirfd, const char *tmpname, const void *buf, size_t len,
+                 unsigned flags, GError **err)
 {
     /* A stale temp from a crash is ours to replace: nobody reads temp names. */
     if (unlinkat(dirfd, tmpname, 0) < 0 && errno != ENOENT)
         return fs_fail(err, errno, "unlink stale", tmpname);
-    if (mq_fs_write_new(dirfd, tmpname, buf, len, MQ_FS_SYNC, err) < 0)
+    return mq_fs_write_new(dirfd, tmpname, buf, len, flags, err);
+}
+
+int
+mq_fs_write_atomic(int dirfd, const char *tmpname, const char *name,
+                   const void *buf, size_t len, GError **err)
+{
+    if (mq_fs_write_temp(dirfd, tmpname, buf, len, MQ_FS_SYNC, err) < 0)
         return -1;
     if (renameat(dirfd, tmpname, dirfd, name) < 0) {
         int saved = errno;

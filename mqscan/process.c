@@ -31,6 +31,14 @@ struct process_finding {
     GBytes *content;            /* the leaf's decoded content, for quarantine */
 };
 
+/* What is left of a message for mq_process_commit(). */
+struct mq_process_pending {
+    struct mq_queue *incoming;      /* borrowed from the context */
+    struct mq_queue *outgoing;
+    struct mq_queue_entry *entry;   /* the original, still claimed */
+    char *staged_id;                /* the staged outgoing entry, or NULL */
+};
+
 /* Everything one message needs while it is processed; freed at the end. */
 struct process_job {
     const struct mq_process_ctx *ctx;
@@ -854,7 +862,7 @@ process_act(struct process_job *job, struct mq_process_result *r)
         mq_qf_remove_headers(job->qf, PROCESS_STATUS_HEADER);
         mq_qf_add_header(job->qf, PROCESS_STATUS_HEADER, status);
         process_spam_headers(job);
-        if (mq_queue_write(job->ctx->outgoing, job->id, job->qf, df, df_len, &out_id, &dup,
+        if (mq_queue_stage(job->ctx->outgoing, job->id, job->qf, df, df_len, &out_id, &dup,
                            &error) < 0)
             goto fail;
         g_string_append_printf(detail, " out=%s%s", out_id, dup ? " (already there)" : "");
@@ -862,13 +870,14 @@ process_act(struct process_job *job, struct mq_process_result *r)
                      : job->findings->len > 0           ? MQ_OUTCOME_PASSED
                                                          : MQ_OUTCOME_DELIVERED;
     }
-    if (mq_queue_remove(job->ctx->incoming, job->entry, &error) < 0) {
-        /* The result is durable; at worst the original is processed again
-         * and recognised as already written. */
-        mq_log_error("%s: done but not removed from the incoming queue: %s", job->id,
-                     error->message);
-        g_clear_error(&error);
-    }
+    /* The original goes once the batch is committed. */
+    r->pending = g_new0(struct mq_process_pending, 1);
+    r->pending->incoming = job->ctx->incoming;
+    r->pending->outgoing = job->ctx->outgoing;
+    r->pending->entry = job->entry;
+    job->entry = NULL;
+    if (out_id != NULL && !dup)
+        r->pending->staged_id = g_strdup(out_id);
     if (process_spam_rejects(job))
         process_spam_reject(job, qid, detail);
     process_lap(job, MQ_STAGE_WRITE);
@@ -1006,11 +1015,107 @@ out:
     r->stage_us[MQ_STAGE_WRITE] -= MIN(sync_us, r->stage_us[MQ_STAGE_WRITE]);
 }
 
+/* Frees p; a staged entry still in it is removed (never committed). */
+static void
+process_pending_free(struct mq_process_pending *p)
+{
+    if (p == NULL)
+        return;
+    if (p->staged_id != NULL)
+        mq_queue_unstage(p->outgoing, p->staged_id);
+    g_free(p->staged_id);
+    mq_queue_entry_free(&p->entry);
+    g_free(p);
+}
+
+/* A result whose outgoing entry could not be committed: deferred, its
+ * original left in the incoming queue. */
+static void
+process_uncommitted(struct mq_process_result *r, const GError *error)
+{
+    const char *id = mq_queue_entry_id(r->pending->entry);
+
+    mq_log_error("%s: verdict=deferred not committed to the outgoing queue, left in the "
+                 "incoming queue: %s", id, error != NULL ? error->message : "unknown error");
+    r->outcome = MQ_OUTCOME_DEFERRED;
+    g_free(r->detail);
+    r->detail = g_strdup_printf("not committed: %s", error != NULL ? error->message : "?");
+    g_clear_pointer(&r->report, process_report_free);
+    g_clear_pointer(&r->pending->staged_id, g_free);     /* already unstaged */
+    g_clear_pointer(&r->pending, process_pending_free);
+}
+
+void
+mq_process_commit(const struct mq_process_ctx *ctx, struct mq_process_result *const *results,
+                  size_t n)
+{
+    GPtrArray *members = g_ptr_array_new(), *staged = g_ptr_array_new();
+    GPtrArray *owners = g_ptr_array_new(), *originals = g_ptr_array_new();
+    gint64 start = g_get_monotonic_time();
+    uint64_t sync_start = mq_fs_sync_us(), sync_us, total_us;
+    GError *error = NULL;
+    bool *failed;
+
+    for (size_t i = 0; i < n; i++) {
+        struct mq_process_pending *p = results[i]->pending;
+        if (p == NULL)
+            continue;
+        g_ptr_array_add(members, results[i]);
+        if (p->staged_id != NULL) {
+            g_ptr_array_add(staged, p->staged_id);
+            g_ptr_array_add(owners, results[i]);
+        }
+    }
+    failed = g_new0(bool, staged->len + 1);
+    if (staged->len > 0)
+        mq_queue_commit(ctx->outgoing, (const char *const *)staged->pdata, staged->len, failed,
+                        &error);
+    for (guint j = 0; j < owners->len; j++) {
+        struct mq_process_result *r = g_ptr_array_index(owners, j);
+        if (failed[j])
+            process_uncommitted(r, error);
+        else
+            g_clear_pointer(&r->pending->staged_id, g_free);    /* durable now */
+    }
+    g_clear_error(&error);
+
+    /* Every successor is durable: the originals may go. */
+    for (guint i = 0; i < members->len; i++) {
+        struct mq_process_result *r = g_ptr_array_index(members, i);
+        if (r->pending != NULL)
+            g_ptr_array_add(originals, r->pending->entry);
+    }
+    if (originals->len > 0 &&
+        mq_queue_remove_many(ctx->incoming, (struct mq_queue_entry *const *)originals->pdata,
+                             originals->len, &error) < 0) {
+        /* The results are durable; at worst an original is processed again
+         * and recognised as already written. */
+        mq_log_error("done but not all removed from the incoming queue: %s", error->message);
+        g_clear_error(&error);
+    }
+
+    /* Claims dropped; the batch's time shared out among its messages. */
+    sync_us = mq_fs_sync_us() - sync_start;
+    total_us = (uint64_t)(g_get_monotonic_time() - start);
+    for (guint i = 0; i < members->len; i++) {
+        struct mq_process_result *r = g_ptr_array_index(members, i);
+        g_clear_pointer(&r->pending, process_pending_free);
+        r->stage_us[MQ_STAGE_FSYNC] += sync_us / members->len;
+        r->stage_us[MQ_STAGE_WRITE] += (total_us - MIN(sync_us, total_us)) / members->len;
+    }
+    g_free(failed);
+    g_ptr_array_unref(members);
+    g_ptr_array_unref(originals);
+    g_ptr_array_unref(owners);
+    g_ptr_array_unref(staged);
+}
+
 void
 mq_process_result_clear(struct mq_process_result *result)
 {
     g_clear_pointer(&result->detail, g_free);
     g_clear_pointer(&result->report, process_report_free);
+    g_clear_pointer(&result->pending, process_pending_free);
 }
 
 const char *
