@@ -484,8 +484,18 @@ def main():
 
 
 def fs_type(path):
-    out = subprocess.run(["findmnt", "-no", "FSTYPE", "-T", path], stdout=subprocess.PIPE, text=True)
-    return out.stdout.strip()
+    """"ext4", "tmpfs"...; an ext3/ext4 without a journal says so (its fsync
+    and file creation cost differ)."""
+    out = subprocess.run(["findmnt", "-no", "SOURCE,FSTYPE", "-T", path],
+                         stdout=subprocess.PIPE, text=True).stdout.split("\n")[0].split()
+    if len(out) < 2:
+        return "?"
+    source, fstype = out[0], out[1]
+    if fstype in ("ext3", "ext4") and os.path.isdir("/proc/fs/jbd2"):
+        dev = os.path.basename(source)
+        if not any(j.startswith(dev + "-") for j in os.listdir("/proc/fs/jbd2")):
+            return fstype + " without a journal"
+    return fstype
 
 
 def bench(scan_tmp):

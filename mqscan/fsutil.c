@@ -16,17 +16,23 @@
  * others'. */
 static _Thread_local uint64_t fs_sync_us;
 
-/* fsync(), timed. */
+/* fsync(), or with whole_fs syncfs(), timed. */
 static int
-fs_fsync(int fd)
+fs_sync(int fd, bool whole_fs)
 {
     gint64 start = g_get_monotonic_time();
-    int rc = fsync(fd);
+    int rc = whole_fs ? syncfs(fd) : fsync(fd);
     int saved = errno;
 
     fs_sync_us += (uint64_t)(g_get_monotonic_time() - start);
     errno = saved;
     return rc;
+}
+
+static int
+fs_fsync(int fd)
+{
+    return fs_sync(fd, false);
 }
 
 uint64_t
@@ -114,6 +120,14 @@ mq_fs_fsync_dir(int dirfd, GError **err)
 {
     if (fs_fsync(dirfd) < 0)
         return fs_fail(err, errno, "fsync", "directory");
+    return 0;
+}
+
+int
+mq_fs_syncfs(int fd, GError **err)
+{
+    if (fs_sync(fd, true) < 0)
+        return fs_fail(err, errno, "syncfs", "file system");
     return 0;
 }
 

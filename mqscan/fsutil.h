@@ -1,7 +1,8 @@
 /* fsutil - durable file writes, checked opens, bounded number parsing.
  *
  * Public functions: mq_fs_open_dir(), mq_fs_write_new(), mq_fs_write_temp(),
- * mq_fs_write_atomic(), mq_fs_fsync_at(), mq_fs_fsync_dir(), mq_fs_read_fd(), mq_fs_move(), mq_fs_mkdir_p(),
+ * mq_fs_write_atomic(), mq_fs_fsync_at(), mq_fs_fsync_dir(), mq_fs_syncfs(),
+ * mq_fs_read_fd(), mq_fs_move(), mq_fs_mkdir_p(),
  * mq_fs_parse_uint(), mq_fs_id_ok(), mq_fs_sync_us().
  *
  * Every file mqscan writes goes through mq_fs_write_new() (a file that is not
@@ -9,8 +10,8 @@
  * file appears) or mq_fs_write_atomic() (temp, fsync, rename, fsync dir).
  * A caller that makes many files durable together (a batch of queue
  * entries) takes the same steps itself: mq_fs_write_temp() with
- * MQ_FS_WRITEBACK for each file, mq_fs_fsync_at() for each, the renames,
- * and one mq_fs_fsync_dir().
+ * MQ_FS_WRITEBACK for each file, mq_fs_fsync_at() for each (or one
+ * mq_fs_syncfs() for them all), the renames, and one mq_fs_fsync_dir().
  * Files are created 0600 with O_EXCL|O_NOFOLLOW; names are never taken from
  * message data, only from validated queue IDs and generated names.
  *
@@ -64,6 +65,11 @@ int mq_fs_fsync_at(int dirfd, const char *name, GError **err);
 /* fsync() a directory fd. Returns 0 or -1. */
 int mq_fs_fsync_dir(int dirfd, GError **err);
 
+/* syncfs() the file system of fd: every file written there so far is on
+ * disk (Linux >= 5.8 reports a write-back error of any file since fd was
+ * opened). Counted as fsync time. Returns 0 or -1. */
+int mq_fs_syncfs(int fd, GError **err);
+
 /* Reads a whole open file after checking it: a regular file with exactly one
  * link and at most max_len bytes (MQ_ERROR_LIMIT otherwise). Reads from the
  * current offset 0 with pread. On success *buf_r is NUL-terminated (the NUL is
@@ -84,8 +90,9 @@ int mq_fs_mkdir_p(const char *path, mode_t mode, GError **err);
  * text, within [min, max]. Returns true and sets *value_r, or false. */
 bool mq_fs_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *value_r);
 
-/* Microseconds the calling thread has spent in fsync() here so far (every
- * fsync of a file or directory that mqscan makes goes through this module):
+/* Microseconds the calling thread has spent in fsync() and syncfs() here so
+ * far (every fsync of a file or directory that mqscan makes goes through
+ * this module):
  * take it before and after a piece of work to see what durability cost. */
 uint64_t mq_fs_sync_us(void);
 

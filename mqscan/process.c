@@ -1068,8 +1068,8 @@ mq_process_commit(const struct mq_process_ctx *ctx, struct mq_process_result *co
     }
     failed = g_new0(bool, staged->len + 1);
     if (staged->len > 0)
-        mq_queue_commit(ctx->outgoing, (const char *const *)staged->pdata, staged->len, failed,
-                        &error);
+        mq_queue_commit(ctx->outgoing, (const char *const *)staged->pdata, staged->len,
+                        ctx->config->queue_sync_fs ? MQ_QUEUE_SYNCFS : 0, failed, &error);
     for (guint j = 0; j < owners->len; j++) {
         struct mq_process_result *r = g_ptr_array_index(owners, j);
         if (failed[j])

@@ -398,15 +398,22 @@ queue_commit_fail(struct mq_queue *out, const char *id, bool *failed, GError **f
 }
 
 int
-mq_queue_commit(struct mq_queue *out, const char *const *ids, size_t n, bool *failed_r,
-                GError **err)
+mq_queue_commit(struct mq_queue *out, const char *const *ids, size_t n, unsigned flags,
+                bool *failed_r, GError **err)
 {
     char name[MQ_ID_MAX + 3], qfname[MQ_ID_MAX + 3];
     GError *first = NULL, *error = NULL;
 
     /* The data first: every df and tf on disk before any qf exists. */
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++)
         failed_r[i] = false;
+    if ((flags & MQ_QUEUE_SYNCFS) && mq_fs_syncfs(out->dirfd, &error) < 0) {
+        g_prefix_error(&error, "%s: ", out->path);
+        for (size_t i = 0; i < n; i++)
+            queue_commit_fail(out, ids[i], &failed_r[i], &first, g_error_copy(error));
+        g_clear_error(&error);
+    }
+    for (size_t i = 0; i < n && !(flags & MQ_QUEUE_SYNCFS); i++) {
         queue_name(name, sizeof(name), 'd', ids[i]);
         if (mq_fs_fsync_at(out->dirfd, name, &error) == 0) {
             queue_name(name, sizeof(name), 't', ids[i]);
@@ -418,10 +425,19 @@ mq_queue_commit(struct mq_queue *out, const char *const *ids, size_t n, bool *fa
             error = NULL;
         }
     }
-    /* Then the names, as sendmail renames tfID to qfID. */
+    /* Then the names, as sendmail renames tfID to qfID; never a qf without
+     * its df (syncfs() opened neither). */
     for (size_t i = 0; i < n; i++) {
         if (failed_r[i])
             continue;
+        queue_name(name, sizeof(name), 'd', ids[i]);
+        if (faccessat(out->dirfd, name, F_OK, AT_SYMLINK_NOFOLLOW) < 0) {
+            int saved = errno;
+            queue_commit_fail(out, ids[i], &failed_r[i], &first,
+                              g_error_new(MQ_ERROR, mq_error_from_errno(saved), "%s: %s: %s",
+                                          ids[i], name, g_strerror(saved)));
+            continue;
+        }
         queue_name(name, sizeof(name), 't', ids[i]);
         queue_name(qfname, sizeof(qfname), 'q', ids[i]);
         if (renameat2(out->dirfd, name, out->dirfd, qfname, RENAME_NOREPLACE) < 0) {

@@ -105,14 +105,19 @@ int mq_queue_stage(struct mq_queue *out, const char *id, const struct mq_qf *qf,
                    const void *df, size_t df_len, char **id_r, gboolean *dup_r,
                    GError **err);
 
-/* Makes the n staged entries ids durable and visible: fsync of every df and
- * tf, rename of every tf to its qf (never over an existing qf), one fsync of
- * the directory. An entry that cannot be committed is unstaged and
- * failed_r[i] set; if the directory fsync fails, every entry is taken back
- * (its qf and df unlinked) and failed. Returns 0 if all were committed,
- * else -1 with err set to the first failure. */
-int mq_queue_commit(struct mq_queue *out, const char *const *ids, size_t n, bool *failed_r,
-                    GError **err);
+enum mq_queue_commit_flags {
+    MQ_QUEUE_SYNCFS = 1 << 0,   /* one syncfs() for all files, not an fsync() each */
+};
+
+/* Makes the n staged entries ids durable and visible: every df and tf made
+ * durable (an fsync each, or with MQ_QUEUE_SYNCFS one syncfs() of the
+ * queue's file system), every tf renamed to its qf (never over an existing
+ * qf), one fsync of the directory. An entry that cannot be committed is
+ * unstaged and failed_r[i] set; if the directory fsync fails, every entry
+ * is taken back (its qf and df unlinked) and failed. Returns 0 if all were
+ * committed, else -1 with err set to the first failure. */
+int mq_queue_commit(struct mq_queue *out, const char *const *ids, size_t n, unsigned flags,
+                    bool *failed_r, GError **err);
 
 /* Drops staged entry id: unlinks its tf and df. */
 void mq_queue_unstage(struct mq_queue *out, const char *id);

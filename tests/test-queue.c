@@ -865,7 +865,8 @@ test_stage_commit(struct spool *s, gconstpointer data)
                                "tf" ID ",tf6AO3fFCt012660,tf6AO3fFCt012661");
     g_free(names);
 
-    g_assert_cmpint(mq_queue_commit(s->out, ids, G_N_ELEMENTS(ids), failed, &err), ==, 0);
+    g_assert_cmpint(mq_queue_commit(s->out, ids, G_N_ELEMENTS(ids), GPOINTER_TO_UINT(data),
+                                    failed, &err), ==, 0);
     g_assert_no_error(err);
     names = listing(s->out_path);
     g_assert_cmpstr(names, ==, "df" ID ",df6AO3fFCt012660,df6AO3fFCt012661,"
@@ -930,7 +931,8 @@ test_stage_commit_failures(struct spool *s, gconstpointer data)
     unlink_in(s->out_path, "df6AO3fFCt012660");
     put(s->out_path, "qf6AO3fFCt012661", "someone else's\n", 15);
 
-    g_assert_cmpint(mq_queue_commit(s->out, ids, G_N_ELEMENTS(ids), failed, &err), ==, -1);
+    g_assert_cmpint(mq_queue_commit(s->out, ids, G_N_ELEMENTS(ids), GPOINTER_TO_UINT(data),
+                                    failed, &err), ==, -1);
     g_assert_nonnull(err);
     g_assert_nonnull(strstr(err->message, "6AO3fFCt012660"));
     g_clear_error(&err);
@@ -1185,6 +1187,8 @@ main(int argc, char **argv)
     g_test_init(&argc, &argv, NULL);
 
 #define ADD(path, fn) g_test_add(path, struct spool, NULL, spool_setup, fn, spool_teardown)
+#define ADDP(path, fn, flags) \
+    g_test_add(path, struct spool, GUINT_TO_POINTER(flags), spool_setup, fn, spool_teardown)
     ADD("/queue/list", test_list);
     g_test_add_func("/queue/open-missing", test_open_missing);
     ADD("/queue/stat", test_stat);
@@ -1208,8 +1212,10 @@ main(int argc, char **argv)
     ADD("/queue/write/no-free-id", test_write_no_free_id);
     g_test_add_func("/queue/write/panic-bad-id", test_write_panic_bad_id);
     ADD("/queue/stage/commit", test_stage_commit);
+    ADDP("/queue/stage/commit-syncfs", test_stage_commit, MQ_QUEUE_SYNCFS);
     ADD("/queue/stage/unstage-dup", test_stage_unstage_dup);
     ADD("/queue/stage/commit-failures", test_stage_commit_failures);
+    ADDP("/queue/stage/commit-failures-syncfs", test_stage_commit_failures, MQ_QUEUE_SYNCFS);
     ADD("/queue/remove", test_remove);
     ADD("/queue/remove/many", test_remove_many);
     ADD("/queue/hold/ok", test_hold);
@@ -1218,6 +1224,7 @@ main(int argc, char **argv)
     ADD("/queue/handoff", test_handoff);
     /* Known bugs last, so that a failure does not hide the other results. */
     ADD("/queue/bug/write-dup-after-suffix", test_bug_write_dup_after_suffix);
+#undef ADDP
 #undef ADD
     return g_test_run();
 }
