@@ -119,6 +119,7 @@ static cfg_opt_t config_opts[] = {
     CFG_STR("batch_max_bytes", "50M", CFGF_NONE),
     CFG_FLOAT("batch_max_wait", 0.5, CFGF_NONE),
     CFG_INT("workers", 2, CFGF_NONE),
+    CFG_STR("queue_sync", "filesystem", CFGF_NONE),
     CFG_INT("rescan_interval", 30, CFGF_NONE),
     CFG_INT("retry_interval", 60, CFGF_NONE),
     CFG_INT("max_attempts", 3, CFGF_NONE),
@@ -370,6 +371,11 @@ config_validate_choice(cfg_t *cfg, cfg_opt_t *opt)
     } else if (strcmp(name, "spam_null_sender") == 0) {
         if (s == NULL || !config_choice(config_null_senders, G_N_ELEMENTS(config_null_senders), s, NULL)) {
             cfg_error(cfg, "spam_null_sender must be score, accept or block");
+            return -1;
+        }
+    } else if (strcmp(name, "queue_sync") == 0) {
+        if (s == NULL || (strcmp(s, "filesystem") != 0 && strcmp(s, "files") != 0)) {
+            cfg_error(cfg, "queue_sync must be \"filesystem\" or \"files\"");
             return -1;
         }
     } else if (strcmp(name, "language") == 0) {
@@ -723,6 +729,7 @@ mq_config_load(const char *path, GError **err)
     cfg_set_validate_func(cfg, "hostname", config_validate_text);
     cfg_set_validate_func(cfg, "batch_max_wait", config_validate_wait);
     cfg_set_validate_func(cfg, "engine", config_validate_choice);
+    cfg_set_validate_func(cfg, "queue_sync", config_validate_choice);
     cfg_set_validate_func(cfg, "language", config_validate_choice);
     cfg_set_validate_func(cfg, "spam_gateway_action", config_validate_choice);
     cfg_set_validate_func(cfg, "spam_null_sender", config_validate_choice);
@@ -849,6 +856,7 @@ mq_config_load(const char *path, GError **err)
     c->batch_max_bytes = config_get_size(cfg, "batch_max_bytes");
     c->batch_max_wait_ms = (unsigned)(cfg_getfloat(cfg, "batch_max_wait") * 1000.0 + 0.5);
     c->workers = (unsigned)cfg_getint(cfg, "workers");
+    c->queue_sync_fs = strcmp(cfg_getstr(cfg, "queue_sync"), "filesystem") == 0;
     c->rescan_interval = (unsigned)cfg_getint(cfg, "rescan_interval");
     c->retry_interval = (unsigned)cfg_getint(cfg, "retry_interval");
     c->max_attempts = (unsigned)cfg_getint(cfg, "max_attempts");

@@ -131,6 +131,8 @@ struct mq_config {
     uint64_t batch_max_bytes;
     unsigned batch_max_wait_ms;
     unsigned workers;
+    bool queue_sync_fs;             /* queue_sync = "filesystem": one syncfs() per
+                                       group of entries, else an fsync() per file */
     unsigned rescan_interval;       /* seconds between full queue rescans */
     unsigned retry_interval;        /* seconds before a deferred message is retried */
     /* Poison messages: attempts that crash the scanner process or run past

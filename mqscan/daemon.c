@@ -57,6 +57,8 @@ struct daemon_runtime {
 struct daemon_stats {
     unsigned long counts[MQ_OUTCOME_COUNT];
     uint64_t bytes;
+    uint64_t stage_us[MQ_STAGE_COUNT];  /* summed over every message, all workers */
+    uint64_t after_batch_us;            /* statistics, notices, heartbeat: workers idle */
 };
 
 struct mq_daemon {
@@ -561,24 +563,46 @@ daemon_watchdog(struct mq_daemon *d, GPtrArray *tasks)
     }
 }
 
+/* The results of tasks from index from on, made durable together; see
+ * mq_process_commit(). */
+static void
+daemon_commit(struct mq_daemon *d, GPtrArray *tasks, guint from)
+{
+    struct mq_process_result **results = g_new(struct mq_process_result *, tasks->len + 1);
+
+    for (guint i = from; i < tasks->len; i++)
+        results[i - from] = &((struct daemon_task *)g_ptr_array_index(tasks, i))->result;
+    mq_process_commit(&d->rt->ctx, results, tasks->len - from);
+    g_free(results);
+}
+
 /* Hands tasks to the workers and waits until all are done, watching the
- * time each one takes. */
+ * time each one takes. Group commit while the workers go on: whatever is
+ * done when no other result is waiting is committed together, so the
+ * disk's latency overlaps the scanning and a slow disk makes the groups
+ * larger. */
 static void
 daemon_run_tasks(struct mq_daemon *d, GPtrArray *tasks)
 {
-    guint pending = tasks->len;
+    GPtrArray *done = g_ptr_array_new();
+    guint committed = 0;
 
     for (guint i = 0; i < tasks->len; i++)
         g_thread_pool_push(d->pool, g_ptr_array_index(tasks, i), NULL);
-    while (pending > 0) {
+    while (done->len < tasks->len) {
         struct daemon_task *t = g_async_queue_timeout_pop(d->done, DAEMON_WATCHDOG_TICK_US);
-        if (t != NULL) {
-            t->finished = true;
-            pending--;
-        } else {
+        if (t == NULL) {
             daemon_watchdog(d, tasks);
+            continue;
+        }
+        t->finished = true;
+        g_ptr_array_add(done, t);
+        if (g_async_queue_length(d->done) <= 0 || done->len == tasks->len) {
+            daemon_commit(d, done, committed);
+            committed = done->len;
         }
     }
+    g_ptr_array_unref(done);
 }
 
 /* Runs one batch to completion. Messages with unfinished earlier attempts
@@ -593,6 +617,7 @@ daemon_run_batch(struct mq_daemon *d, GPtrArray *ids, bool once, int64_t once_de
     GPtrArray *tasks = g_ptr_array_new(), *reports = g_ptr_array_new();
     GPtrArray *common = g_ptr_array_new(), *alone = g_ptr_array_new();
     int64_t now;
+    gint64 after_start;
 
     for (guint i = 0; i < ids->len; i++) {
         struct daemon_task *task = g_new0(struct daemon_task, 1);
@@ -634,7 +659,10 @@ daemon_run_batch(struct mq_daemon *d, GPtrArray *ids, bool once, int64_t once_de
         }
         if (task->result.report != NULL)
             g_ptr_array_add(reports, task->result.report);
+        for (int s = 0; s < MQ_STAGE_COUNT; s++)
+            d->stats.stage_us[s] += task->result.stage_us[s];
     }
+    after_start = g_get_monotonic_time();
     daemon_record(d, tasks);
     daemon_notify(d, reports);
     for (guint i = 0; i < tasks->len; i++) {
@@ -646,6 +674,7 @@ daemon_run_batch(struct mq_daemon *d, GPtrArray *ids, bool once, int64_t once_de
     g_ptr_array_unref(reports);
     g_ptr_array_unref(tasks);
     daemon_heartbeat(d);
+    d->stats.after_batch_us += (uint64_t)(g_get_monotonic_time() - after_start);
 }
 
 static gpointer
@@ -720,6 +749,26 @@ daemon_reload_finish(struct mq_daemon *d)
     mq_log_info("reloaded %s: %s", d->rt->config->file, mq_scanner_describe(d->rt->scanner));
 }
 
+/* Where the workers' time went, stage by stage, and how long they waited
+ * while the main loop finished each batch. */
+static void
+daemon_summary_stages(struct mq_daemon *d)
+{
+    GString *line = g_string_new(NULL);
+    uint64_t busy = 0;
+
+    for (int s = 0; s < MQ_STAGE_COUNT; s++)
+        busy += d->stats.stage_us[s];
+    for (int s = 0; s < MQ_STAGE_COUNT; s++)
+        g_string_append_printf(line, "%s%s %.3f s %.1f%%", s ? ", " : "",
+                               mq_process_stage_name((enum mq_process_stage)s),
+                               (double)d->stats.stage_us[s] / 1e6,
+                               busy > 0 ? 100.0 * (double)d->stats.stage_us[s] / (double)busy : 0.0);
+    mq_log_info("stages (%.3f s in %u workers): %s; after batches %.3f s", (double)busy / 1e6,
+                d->pool_size, line->str, (double)d->stats.after_batch_us / 1e6);
+    g_string_free(line, TRUE);
+}
+
 static void
 daemon_summary(struct mq_daemon *d, double seconds)
 {
@@ -733,6 +782,7 @@ daemon_summary(struct mq_daemon *d, double seconds)
                 c[MQ_OUTCOME_QUARANTINED],
                 c[MQ_OUTCOME_DELETED], c[MQ_OUTCOME_HELD], c[MQ_OUTCOME_DEFERRED],
                 (double)d->stats.bytes / 1e6, seconds, seconds > 0 ? (double)total / seconds : 0.0);
+    daemon_summary_stages(d);
 }
 
 int

@@ -12,6 +12,35 @@
 #include "mqscan/error.h"
 #include "mqscan/fsutil.h"
 
+/* Per thread, so that a worker can tell its own fsync time from the
+ * others'. */
+static _Thread_local uint64_t fs_sync_us;
+
+/* fsync(), or with whole_fs syncfs(), timed. */
+static int
+fs_sync(int fd, bool whole_fs)
+{
+    gint64 start = g_get_monotonic_time();
+    int rc = whole_fs ? syncfs(fd) : fsync(fd);
+    int saved = errno;
+
+    fs_sync_us += (uint64_t)(g_get_monotonic_time() - start);
+    errno = saved;
+    return rc;
+}
+
+static int
+fs_fsync(int fd)
+{
+    return fs_sync(fd, false);
+}
+
+uint64_t
+mq_fs_sync_us(void)
+{
+    return fs_sync_us;
+}
+
 static int
 fs_fail(GError **err, int errnum, const char *what, const char *name)
 {
@@ -54,11 +83,14 @@ mq_fs_write_new(int dirfd, const char *name, const void *buf, size_t len,
     fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0)
         return fs_fail(err, errno, "create", name);
-    if (fs_write_all(fd, buf, len) < 0 || ((flags & MQ_FS_SYNC) && fsync(fd) < 0)) {
+    if (fs_write_all(fd, buf, len) < 0 || ((flags & MQ_FS_SYNC) && fs_fsync(fd) < 0)) {
         saved = errno;
         close(fd);
         goto fail;
     }
+    /* Only a hint: a failure here shows again at the fsync that matters. */
+    if (flags & MQ_FS_WRITEBACK)
+        sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
     if (close(fd) < 0) {
         saved = errno;
         goto fail;
@@ -71,21 +103,49 @@ fail:
 }
 
 int
+mq_fs_fsync_at(int dirfd, const char *name, GError **err)
+{
+    int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC), rc = 0;
+
+    if (fd < 0)
+        return fs_fail(err, errno, "open", name);
+    if (fs_fsync(fd) < 0)
+        rc = fs_fail(err, errno, "fsync", name);
+    close(fd);
+    return rc;
+}
+
+int
 mq_fs_fsync_dir(int dirfd, GError **err)
 {
-    if (fsync(dirfd) < 0)
+    if (fs_fsync(dirfd) < 0)
         return fs_fail(err, errno, "fsync", "directory");
     return 0;
+}
+
+int
+mq_fs_syncfs(int fd, GError **err)
+{
+    if (fs_sync(fd, true) < 0)
+        return fs_fail(err, errno, "syncfs", "file system");
+    return 0;
+}
+
+int
+mq_fs_write_temp(int dirfd, const char *tmpname, const void *buf, size_t len,
+                 unsigned flags, GError **err)
+{
+    /* A stale temp from a crash is ours to replace: nobody reads temp names. */
+    if (unlinkat(dirfd, tmpname, 0) < 0 && errno != ENOENT)
+        return fs_fail(err, errno, "unlink stale", tmpname);
+    return mq_fs_write_new(dirfd, tmpname, buf, len, flags, err);
 }
 
 int
 mq_fs_write_atomic(int dirfd, const char *tmpname, const char *name,
                    const void *buf, size_t len, GError **err)
 {
-    /* A stale temp from a crash is ours to replace: nobody reads temp names. */
-    if (unlinkat(dirfd, tmpname, 0) < 0 && errno != ENOENT)
-        return fs_fail(err, errno, "unlink stale", tmpname);
-    if (mq_fs_write_new(dirfd, tmpname, buf, len, MQ_FS_SYNC, err) < 0)
+    if (mq_fs_write_temp(dirfd, tmpname, buf, len, MQ_FS_SYNC, err) < 0)
         return -1;
     if (renameat(dirfd, tmpname, dirfd, name) < 0) {
         int saved = errno;

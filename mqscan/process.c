@@ -6,6 +6,7 @@
 #include <glib.h>
 
 #include "mqscan/error.h"
+#include "mqscan/fsutil.h"
 #include "mqscan/log.h"
 #include "mqscan/message.h"
 #include "mqscan/notify.h"
@@ -30,6 +31,14 @@ struct process_finding {
     GBytes *content;            /* the leaf's decoded content, for quarantine */
 };
 
+/* What is left of a message for mq_process_commit(). */
+struct mq_process_pending {
+    struct mq_queue *incoming;      /* borrowed from the context */
+    struct mq_queue *outgoing;
+    struct mq_queue_entry *entry;   /* the original, still claimed */
+    char *staged_id;                /* the staged outgoing entry, or NULL */
+};
+
 /* Everything one message needs while it is processed; freed at the end. */
 struct process_job {
     const struct mq_process_ctx *ctx;
@@ -52,7 +61,19 @@ struct process_job {
     const char **rcpts;         /* envelope recipients as queued (before any
                                    recipient_block removal); borrowed from qf */
     size_t n_rcpts;
+    uint64_t *stage_us;         /* the result's stage times */
+    gint64 mark;                /* when the current stage began */
 };
+
+/* Charges the time since the last lap to stage. */
+static void
+process_lap(struct process_job *job, enum mq_process_stage stage)
+{
+    gint64 now = g_get_monotonic_time();
+
+    job->stage_us[stage] += (uint64_t)(now - job->mark);
+    job->mark = now;
+}
 
 /* Reasons for the recipient, for findings that no rule file words. The
  * rule files carry their own user texts. */
@@ -147,6 +168,7 @@ process_check_leaf(const struct mq_message_leaf *leaf, const void *data, size_t 
     GError *error = NULL;
     int rc, verdict;
 
+    process_lap(job, MQ_STAGE_PARSE);       /* decoding this leaf */
     /* A fragment is only dangerous once the reader's client joins the
      * fragments, which no scanner here ever sees. */
     if (g_ascii_strcasecmp(leaf->content_type, "message/partial") == 0) {
@@ -155,6 +177,7 @@ process_check_leaf(const struct mq_message_leaf *leaf, const void *data, size_t 
         return 0;
     }
     rc = mq_rules_check(ctx->rules, &limits, leaf->filename, data, len, &match, &error);
+    process_lap(job, MQ_STAGE_RULES);
     if (rc < 0) {
         job->engine_error = error;
         g_set_error_literal(err, MQ_ERROR, MQ_ERROR_ENGINE, "rules check failed");
@@ -169,6 +192,7 @@ process_check_leaf(const struct mq_message_leaf *leaf, const void *data, size_t 
         mq_rules_match_clear(&match);
     }
     verdict = mq_scanner_scan(ctx->scanner, data, len, leaf->filename, &name, &error);
+    process_lap(job, MQ_STAGE_SCAN);
     if (process_note_scan(job, verdict, name, error, (int)leaf->index, leaf->filename, data,
                           len) < 0) {
         g_set_error_literal(err, MQ_ERROR, MQ_ERROR_ENGINE, "scan failed");
@@ -276,7 +300,7 @@ process_check(struct process_job *job, const char *buf, size_t len)
     char *name = NULL;
     GError *error = NULL;
     bool over_limits = false;
-    int verdict;
+    int verdict, rc;
 
     df = mq_queue_entry_df(job->entry, &df_len);
     job->msg = mq_message_parse(job->headers->str, job->headers->len, df, df_len, &limits,
@@ -294,16 +318,21 @@ process_check(struct process_job *job, const char *buf, size_t len)
                     job->id, error->message);
     }
     g_clear_error(&error);
+    process_lap(job, MQ_STAGE_PARSE);
     process_spam(job, buf, len);
+    process_lap(job, MQ_STAGE_SPAM);
     if (job->spam_stop || over_limits)
         return;
 
     verdict = mq_scanner_scan(job->ctx->scanner, buf, len, job->id, &name, &error);
+    process_lap(job, MQ_STAGE_SCAN);
     if (process_note_scan(job, verdict, name, error, -1, NULL, NULL, 0) < 0)
         return;
     if (job->msg == NULL)
         return;
-    if (mq_message_foreach_leaf(job->msg, &limits, process_check_leaf, job, &error) < 0) {
+    rc = mq_message_foreach_leaf(job->msg, &limits, process_check_leaf, job, &error);
+    process_lap(job, MQ_STAGE_PARSE);       /* the walk, and what follows the last leaf */
+    if (rc < 0) {
         if (error->code == MQ_ERROR_LIMIT)
             process_add_finding(job, MQ_FINDING_UNSCANNABLE, -1, error->message, NULL, NULL,
                                 NULL, 0);
@@ -525,10 +554,12 @@ process_hold(struct process_job *job, const char *reason, struct mq_process_resu
         r->outcome = MQ_OUTCOME_DEFERRED;
         r->detail = g_strdup_printf("cannot hold (%s): %s", reason, error->message);
         g_error_free(error);
+        process_lap(job, MQ_STAGE_WRITE);
         return;
     }
     r->outcome = MQ_OUTCOME_HELD;
     r->detail = g_strdup(reason);
+    process_lap(job, MQ_STAGE_WRITE);
 }
 
 /* The Subject as stored (RFC 2047 words stay encoded), trimmed and
@@ -790,14 +821,18 @@ process_act(struct process_job *job, struct mq_process_result *r)
     }
 
     df = mq_queue_entry_df(job->entry, &df_len);
+    process_lap(job, MQ_STAGE_OTHER);
     if (job->action == MQ_ACTION_REPLACE) {
         bool whole = false;
         int v;
         body = g_byte_array_new();
         for (;;) {
-            if (process_rebuild(job, whole, body, &error) < 0)
+            int rc = process_rebuild(job, whole, body, &error);
+            process_lap(job, MQ_STAGE_REBUILD);
+            if (rc < 0)
                 goto fail;
             v = process_verify(job, body);
+            process_lap(job, MQ_STAGE_SCAN);
             if (v < 0)
                 goto engine;
             if (v == 0)
@@ -839,7 +874,7 @@ process_act(struct process_job *job, struct mq_process_result *r)
         mq_qf_remove_headers(job->qf, PROCESS_STATUS_HEADER);
         mq_qf_add_header(job->qf, PROCESS_STATUS_HEADER, status);
         process_spam_headers(job);
-        if (mq_queue_write(job->ctx->outgoing, job->id, job->qf, df, df_len, &out_id, &dup,
+        if (mq_queue_stage(job->ctx->outgoing, job->id, job->qf, df, df_len, &out_id, &dup,
                            &error) < 0)
             goto fail;
         g_string_append_printf(detail, " out=%s%s", out_id, dup ? " (already there)" : "");
@@ -847,15 +882,17 @@ process_act(struct process_job *job, struct mq_process_result *r)
                      : job->findings->len > 0           ? MQ_OUTCOME_PASSED
                                                          : MQ_OUTCOME_DELIVERED;
     }
-    if (mq_queue_remove(job->ctx->incoming, job->entry, &error) < 0) {
-        /* The result is durable; at worst the original is processed again
-         * and recognised as already written. */
-        mq_log_error("%s: done but not removed from the incoming queue: %s", job->id,
-                     error->message);
-        g_clear_error(&error);
-    }
+    /* The original goes once the batch is committed. */
+    r->pending = g_new0(struct mq_process_pending, 1);
+    r->pending->incoming = job->ctx->incoming;
+    r->pending->outgoing = job->ctx->outgoing;
+    r->pending->entry = job->entry;
+    job->entry = NULL;
+    if (out_id != NULL && !dup)
+        r->pending->staged_id = g_strdup(out_id);
     if (process_spam_rejects(job))
         process_spam_reject(job, qid, detail);
+    process_lap(job, MQ_STAGE_WRITE);
     r->detail = g_string_free(detail, FALSE);
     detail = NULL;
     /* Spam is counted and logged, not reported to the postmaster one by one. */
@@ -868,6 +905,7 @@ engine:
     r->detail = g_strdup_printf("scanner error: %s", job->engine_error->message);
     goto done;
 fail:
+    process_lap(job, MQ_STAGE_WRITE);       /* mostly a write that failed */
     r->outcome = MQ_OUTCOME_DEFERRED;
     r->detail = g_strdup(error ? error->message : "unknown error");
 done:
@@ -942,6 +980,8 @@ mq_process_poison(const struct mq_process_ctx *ctx, const char *id, unsigned att
     job.ctx = ctx;
     job.id = id;
     job.findings = g_ptr_array_new_with_free_func(process_finding_free);
+    job.stage_us = r->stage_us;
+    job.mark = start;
     if (!process_claim(&job, read, r)) {
         g_free(why);
         return;
@@ -982,6 +1022,7 @@ mq_process_message(const struct mq_process_ctx *ctx, const char *id,
 {
     struct process_job job = { 0 };
     gint64 start = g_get_monotonic_time();
+    uint64_t sync_start = mq_fs_sync_us(), sync_us;
     const GError *problem;
     const char *df;
     size_t df_len;
@@ -991,9 +1032,15 @@ mq_process_message(const struct mq_process_ctx *ctx, const char *id,
     job.ctx = ctx;
     job.id = id;
     job.findings = g_ptr_array_new_with_free_func(process_finding_free);
+    job.stage_us = r->stage_us;
+    job.mark = start;
 
-    if (!process_claim(&job, true, r))
+    if (!process_claim(&job, true, r)) {
+        r->seconds = (double)(g_get_monotonic_time() - start) / 1e6;
+        process_lap(&job, MQ_STAGE_READ);
         return;
+    }
+    process_lap(&job, MQ_STAGE_READ);
     problem = mq_queue_entry_problem(job.entry);
     if (problem != NULL) {
         char *why = g_strdup_printf("%s: %s",
@@ -1017,6 +1064,7 @@ mq_process_message(const struct mq_process_ctx *ctx, const char *id,
     g_string_append_len(buf, job.headers->str, job.headers->len);
     g_string_append_c(buf, '\n');
     g_string_append_len(buf, df, df_len);
+    process_lap(&job, MQ_STAGE_READ);
 
     process_direction(&job);
     process_check(&job, buf->str, buf->len);
@@ -1041,6 +1089,106 @@ out:
     r->seconds = (double)(g_get_monotonic_time() - start) / 1e6;
     process_log_outcome(&job, r);
     process_job_clear(&job);
+    process_lap(&job, MQ_STAGE_OTHER);
+    /* Every fsync happened inside a write; it is counted on its own. */
+    sync_us = mq_fs_sync_us() - sync_start;
+    r->stage_us[MQ_STAGE_FSYNC] = sync_us;
+    r->stage_us[MQ_STAGE_WRITE] -= MIN(sync_us, r->stage_us[MQ_STAGE_WRITE]);
+}
+
+/* Frees p; a staged entry still in it is removed (never committed). */
+static void
+process_pending_free(struct mq_process_pending *p)
+{
+    if (p == NULL)
+        return;
+    if (p->staged_id != NULL)
+        mq_queue_unstage(p->outgoing, p->staged_id);
+    g_free(p->staged_id);
+    mq_queue_entry_free(&p->entry);
+    g_free(p);
+}
+
+/* A result whose outgoing entry could not be committed: deferred, its
+ * original left in the incoming queue. */
+static void
+process_uncommitted(struct mq_process_result *r, const GError *error)
+{
+    const char *id = mq_queue_entry_id(r->pending->entry);
+
+    mq_log_error("%s: verdict=deferred not committed to the outgoing queue, left in the "
+                 "incoming queue: %s", id, error != NULL ? error->message : "unknown error");
+    r->outcome = MQ_OUTCOME_DEFERRED;
+    g_free(r->detail);
+    r->detail = g_strdup_printf("not committed: %s", error != NULL ? error->message : "?");
+    g_clear_pointer(&r->report, process_report_free);
+    g_clear_pointer(&r->pending->staged_id, g_free);     /* already unstaged */
+    g_clear_pointer(&r->pending, process_pending_free);
+}
+
+void
+mq_process_commit(const struct mq_process_ctx *ctx, struct mq_process_result *const *results,
+                  size_t n)
+{
+    GPtrArray *members = g_ptr_array_new(), *staged = g_ptr_array_new();
+    GPtrArray *owners = g_ptr_array_new(), *originals = g_ptr_array_new();
+    gint64 start = g_get_monotonic_time();
+    uint64_t sync_start = mq_fs_sync_us(), sync_us, total_us;
+    GError *error = NULL;
+    bool *failed;
+
+    for (size_t i = 0; i < n; i++) {
+        struct mq_process_pending *p = results[i]->pending;
+        if (p == NULL)
+            continue;
+        g_ptr_array_add(members, results[i]);
+        if (p->staged_id != NULL) {
+            g_ptr_array_add(staged, p->staged_id);
+            g_ptr_array_add(owners, results[i]);
+        }
+    }
+    failed = g_new0(bool, staged->len + 1);
+    if (staged->len > 0)
+        mq_queue_commit(ctx->outgoing, (const char *const *)staged->pdata, staged->len,
+                        ctx->config->queue_sync_fs ? MQ_QUEUE_SYNCFS : 0, failed, &error);
+    for (guint j = 0; j < owners->len; j++) {
+        struct mq_process_result *r = g_ptr_array_index(owners, j);
+        if (failed[j])
+            process_uncommitted(r, error);
+        else
+            g_clear_pointer(&r->pending->staged_id, g_free);    /* durable now */
+    }
+    g_clear_error(&error);
+
+    /* Every successor is durable: the originals may go. */
+    for (guint i = 0; i < members->len; i++) {
+        struct mq_process_result *r = g_ptr_array_index(members, i);
+        if (r->pending != NULL)
+            g_ptr_array_add(originals, r->pending->entry);
+    }
+    if (originals->len > 0 &&
+        mq_queue_remove_many(ctx->incoming, (struct mq_queue_entry *const *)originals->pdata,
+                             originals->len, &error) < 0) {
+        /* The results are durable; at worst an original is processed again
+         * and recognised as already written. */
+        mq_log_error("done but not all removed from the incoming queue: %s", error->message);
+        g_clear_error(&error);
+    }
+
+    /* Claims dropped; the batch's time shared out among its messages. */
+    sync_us = mq_fs_sync_us() - sync_start;
+    total_us = (uint64_t)(g_get_monotonic_time() - start);
+    for (guint i = 0; i < members->len; i++) {
+        struct mq_process_result *r = g_ptr_array_index(members, i);
+        g_clear_pointer(&r->pending, process_pending_free);
+        r->stage_us[MQ_STAGE_FSYNC] += sync_us / members->len;
+        r->stage_us[MQ_STAGE_WRITE] += (total_us - MIN(sync_us, total_us)) / members->len;
+    }
+    g_free(failed);
+    g_ptr_array_unref(members);
+    g_ptr_array_unref(originals);
+    g_ptr_array_unref(owners);
+    g_ptr_array_unref(staged);
 }
 
 void
@@ -1048,6 +1196,7 @@ mq_process_result_clear(struct mq_process_result *result)
 {
     g_clear_pointer(&result->detail, g_free);
     g_clear_pointer(&result->report, process_report_free);
+    g_clear_pointer(&result->pending, process_pending_free);
 }
 
 const char *
@@ -1064,4 +1213,21 @@ mq_process_outcome_name(enum mq_outcome outcome)
         [MQ_OUTCOME_SKIPPED] = "skipped",
     };
     return names[outcome];
+}
+
+const char *
+mq_process_stage_name(enum mq_process_stage stage)
+{
+    static const char *const names[MQ_STAGE_COUNT] = {
+        [MQ_STAGE_READ] = "queue read",
+        [MQ_STAGE_PARSE] = "MIME parse",
+        [MQ_STAGE_SPAM] = "spam checks",
+        [MQ_STAGE_RULES] = "rules",
+        [MQ_STAGE_SCAN] = "virus scan",
+        [MQ_STAGE_REBUILD] = "rebuild",
+        [MQ_STAGE_WRITE] = "queue write",
+        [MQ_STAGE_FSYNC] = "fsync",
+        [MQ_STAGE_OTHER] = "other",
+    };
+    return names[stage];
 }

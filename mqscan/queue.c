@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -317,10 +318,11 @@ queue_is_own_result(struct mq_queue *out, const char *qfname, const struct mq_qf
     return same;
 }
 
-int
-mq_queue_write(struct mq_queue *out, const char *id, const struct mq_qf *qf,
-               const void *df, size_t df_len, char **id_r, gboolean *dup_r,
-               GError **err)
+/* mq_queue_write(), or with stage mq_queue_stage(): the same ID choice and
+ * files, without the fsyncs and the rename. */
+static int
+queue_write(struct mq_queue *out, const char *id, const struct mq_qf *qf, const void *df,
+            size_t df_len, bool stage, char **id_r, gboolean *dup_r, GError **err)
 {
     char newid[MQ_ID_MAX + 1], qfname[MQ_ID_MAX + 3], dfname[MQ_ID_MAX + 3],
          tfname[MQ_ID_MAX + 3];
@@ -355,11 +357,13 @@ mq_queue_write(struct mq_queue *out, const char *id, const struct mq_qf *qf,
                     id, dfname, g_strerror(errno));
         return -1;
     }
-    if (mq_fs_write_new(out->dirfd, dfname, df, df_len, MQ_FS_SYNC, err) < 0)
+    if (mq_fs_write_new(out->dirfd, dfname, df, df_len, stage ? MQ_FS_WRITEBACK : MQ_FS_SYNC,
+                        err) < 0)
         return -1;
     text = g_string_sized_new(4096);
     mq_qf_format(qf, MQ_QF_FORMAT_NEW_ENTRY, text);
-    if (mq_fs_write_atomic(out->dirfd, tfname, qfname, text->str, text->len, err) < 0) {
+    if ((stage ? mq_fs_write_temp(out->dirfd, tfname, text->str, text->len, MQ_FS_WRITEBACK, err)
+               : mq_fs_write_atomic(out->dirfd, tfname, qfname, text->str, text->len, err)) < 0) {
         unlinkat(out->dirfd, dfname, 0);
         goto done;
     }
@@ -371,21 +375,155 @@ done:
 }
 
 int
-mq_queue_remove(struct mq_queue *queue, struct mq_queue_entry *entry, GError **err)
+mq_queue_write(struct mq_queue *out, const char *id, const struct mq_qf *qf,
+               const void *df, size_t df_len, char **id_r, gboolean *dup_r,
+               GError **err)
+{
+    return queue_write(out, id, qf, df, df_len, false, id_r, dup_r, err);
+}
+
+int
+mq_queue_stage(struct mq_queue *out, const char *id, const struct mq_qf *qf,
+               const void *df, size_t df_len, char **id_r, gboolean *dup_r,
+               GError **err)
+{
+    return queue_write(out, id, qf, df, df_len, true, id_r, dup_r, err);
+}
+
+void
+mq_queue_unstage(struct mq_queue *out, const char *id)
 {
     char name[MQ_ID_MAX + 3];
 
-    queue_name(name, sizeof(name), 'q', entry->id);
-    if (unlinkat(queue->dirfd, name, 0) < 0 && errno != ENOENT) {
-        g_set_error(err, MQ_ERROR, mq_error_from_errno(errno), "%s: unlink %s: %s",
-                    entry->id, name, g_strerror(errno));
+    queue_name(name, sizeof(name), 't', id);
+    unlinkat(out->dirfd, name, 0);
+    queue_name(name, sizeof(name), 'd', id);
+    unlinkat(out->dirfd, name, 0);
+}
+
+/* Fails staged entry id: unstages it, keeps the first error. */
+static void
+queue_commit_fail(struct mq_queue *out, const char *id, bool *failed, GError **first,
+                  GError *error)
+{
+    mq_queue_unstage(out, id);
+    *failed = true;
+    if (*first == NULL)
+        *first = error;
+    else
+        g_error_free(error);
+}
+
+int
+mq_queue_commit(struct mq_queue *out, const char *const *ids, size_t n, unsigned flags,
+                bool *failed_r, GError **err)
+{
+    char name[MQ_ID_MAX + 3], qfname[MQ_ID_MAX + 3];
+    GError *first = NULL, *error = NULL;
+
+    /* The data first: every df and tf on disk before any qf exists. */
+    for (size_t i = 0; i < n; i++)
+        failed_r[i] = false;
+    if ((flags & MQ_QUEUE_SYNCFS) && mq_fs_syncfs(out->dirfd, &error) < 0) {
+        g_prefix_error(&error, "%s: ", out->path);
+        for (size_t i = 0; i < n; i++)
+            queue_commit_fail(out, ids[i], &failed_r[i], &first, g_error_copy(error));
+        g_clear_error(&error);
+    }
+    for (size_t i = 0; i < n && !(flags & MQ_QUEUE_SYNCFS); i++) {
+        queue_name(name, sizeof(name), 'd', ids[i]);
+        if (mq_fs_fsync_at(out->dirfd, name, &error) == 0) {
+            queue_name(name, sizeof(name), 't', ids[i]);
+            mq_fs_fsync_at(out->dirfd, name, &error);
+        }
+        if (error != NULL) {
+            g_prefix_error(&error, "%s: ", ids[i]);
+            queue_commit_fail(out, ids[i], &failed_r[i], &first, error);
+            error = NULL;
+        }
+    }
+    /* Then the names, as sendmail renames tfID to qfID; never a qf without
+     * its df (syncfs() opened neither). */
+    for (size_t i = 0; i < n; i++) {
+        if (failed_r[i])
+            continue;
+        queue_name(name, sizeof(name), 'd', ids[i]);
+        if (faccessat(out->dirfd, name, F_OK, AT_SYMLINK_NOFOLLOW) < 0) {
+            int saved = errno;
+            queue_commit_fail(out, ids[i], &failed_r[i], &first,
+                              g_error_new(MQ_ERROR, mq_error_from_errno(saved), "%s: %s: %s",
+                                          ids[i], name, g_strerror(saved)));
+            continue;
+        }
+        queue_name(name, sizeof(name), 't', ids[i]);
+        queue_name(qfname, sizeof(qfname), 'q', ids[i]);
+        if (renameat2(out->dirfd, name, out->dirfd, qfname, RENAME_NOREPLACE) < 0) {
+            int saved = errno;
+            queue_commit_fail(out, ids[i], &failed_r[i], &first,
+                              g_error_new(MQ_ERROR, mq_error_from_errno(saved),
+                                          "%s: rename %s to %s: %s", ids[i], name, qfname,
+                                          g_strerror(saved)));
+        }
+    }
+    /* One directory fsync makes every new name durable. Without it none is
+     * known to be: take them all back, so that no original is removed. */
+    if (mq_fs_fsync_dir(out->dirfd, &error) < 0) {
+        for (size_t i = 0; i < n; i++) {
+            if (failed_r[i])
+                continue;
+            queue_name(qfname, sizeof(qfname), 'q', ids[i]);
+            unlinkat(out->dirfd, qfname, 0);
+            queue_name(name, sizeof(name), 'd', ids[i]);
+            unlinkat(out->dirfd, name, 0);
+            failed_r[i] = true;
+        }
+        g_prefix_error(&error, "%s: ", out->path);
+        if (first == NULL)
+            first = error;
+        else
+            g_error_free(error);
+    }
+    if (first != NULL) {
+        g_propagate_error(err, first);
         return -1;
     }
-    queue_name(name, sizeof(name), 'd', entry->id);
-    if (unlinkat(queue->dirfd, name, 0) < 0 && errno != ENOENT)
-        mq_log_warn("%s: unlink %s: %s (the message itself is done)", entry->id, name,
-                    g_strerror(errno));
-    return mq_fs_fsync_dir(queue->dirfd, err);
+    return 0;
+}
+
+int
+mq_queue_remove(struct mq_queue *queue, struct mq_queue_entry *entry, GError **err)
+{
+    return mq_queue_remove_many(queue, &entry, 1, err);
+}
+
+int
+mq_queue_remove_many(struct mq_queue *queue, struct mq_queue_entry *const *entries, size_t n,
+                     GError **err)
+{
+    char name[MQ_ID_MAX + 3];
+    GError *first = NULL;
+
+    for (size_t i = 0; i < n; i++) {
+        const char *id = entries[i]->id;
+
+        queue_name(name, sizeof(name), 'q', id);
+        if (unlinkat(queue->dirfd, name, 0) < 0 && errno != ENOENT) {
+            if (first == NULL)
+                g_set_error(&first, MQ_ERROR, mq_error_from_errno(errno), "%s: unlink %s: %s",
+                            id, name, g_strerror(errno));
+            continue;
+        }
+        queue_name(name, sizeof(name), 'd', id);
+        if (unlinkat(queue->dirfd, name, 0) < 0 && errno != ENOENT)
+            mq_log_warn("%s: unlink %s: %s (the message itself is done)", id, name,
+                        g_strerror(errno));
+    }
+    if (mq_fs_fsync_dir(queue->dirfd, first == NULL ? err : NULL) < 0 || first != NULL) {
+        if (first != NULL)
+            g_propagate_error(err, first);
+        return -1;
+    }
+    return 0;
 }
 
 int

@@ -2,7 +2,8 @@
  *
  * Public functions: mq_queue_open(), mq_queue_free(), mq_queue_path(),
  * mq_queue_list(), mq_queue_stat(), mq_queue_claim(), mq_queue_claim_unread(),
- * mq_queue_entry_*(), mq_queue_write(), mq_queue_remove(), mq_queue_hold().
+ * mq_queue_entry_*(), mq_queue_write(), mq_queue_stage(), mq_queue_commit(),
+ * mq_queue_unstage(), mq_queue_remove(), mq_queue_remove_many(), mq_queue_hold().
  *
  * Claiming a message takes the lock sendmail itself uses: flock(LOCK_EX|
  * LOCK_NB) on the qf file. A qf that sendmail still holds (being received, or
@@ -17,6 +18,15 @@
  * renamed to qfID, then the directory fsynced. Only queue IDs that pass
  * mq_fs_id_ok() become file names.
  *
+ * The same order serves a whole batch at once (group commit): each message
+ * is staged (df and tfID written, nothing synced, writeback started), then
+ * mq_queue_commit() fsyncs every df and tf of the batch, renames every tf to
+ * its qf, and fsyncs the directory once; only then may the originals go,
+ * with mq_queue_remove_many() (one directory fsync for them all). A
+ * message's files are durable before its qf is visible, and its original is
+ * removed only after its qf is durable: the rule is the same, its cost is
+ * one directory fsync per batch instead of one per message.
+ *
  * DIAGNOSTICS
  * Failures are returned: MQ_ERROR_TEMP for "not now" (locked, vanished, disk
  * full), MQ_ERROR_CORRUPT for files that will never parse, MQ_ERROR_LIMIT
@@ -25,6 +35,7 @@
 #ifndef MQSCAN_QUEUE_H
 #define MQSCAN_QUEUE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -90,9 +101,41 @@ int mq_queue_write(struct mq_queue *out, const char *id, const struct mq_qf *qf,
                    const void *df, size_t df_len, char **id_r, gboolean *dup_r,
                    GError **err);
 
+/* As mq_queue_write(), but the entry is only staged: df and tfID are
+ * written and their writeback started, nothing waits for the disk and no
+ * qf appears. Finish it with mq_queue_commit() or drop it with
+ * mq_queue_unstage(). *id_r (caller frees) is the staged ID, or with *dup_r
+ * the ID of the earlier result (then nothing was staged). */
+int mq_queue_stage(struct mq_queue *out, const char *id, const struct mq_qf *qf,
+                   const void *df, size_t df_len, char **id_r, gboolean *dup_r,
+                   GError **err);
+
+enum mq_queue_commit_flags {
+    MQ_QUEUE_SYNCFS = 1 << 0,   /* one syncfs() for all files, not an fsync() each */
+};
+
+/* Makes the n staged entries ids durable and visible: every df and tf made
+ * durable (an fsync each, or with MQ_QUEUE_SYNCFS one syncfs() of the
+ * queue's file system), every tf renamed to its qf (never over an existing
+ * qf), one fsync of the directory. An entry that cannot be committed is
+ * unstaged and failed_r[i] set; if the directory fsync fails, every entry
+ * is taken back (its qf and df unlinked) and failed. Returns 0 if all were
+ * committed, else -1 with err set to the first failure. */
+int mq_queue_commit(struct mq_queue *out, const char *const *ids, size_t n, unsigned flags,
+                    bool *failed_r, GError **err);
+
+/* Drops staged entry id: unlinks its tf and df. */
+void mq_queue_unstage(struct mq_queue *out, const char *id);
+
 /* Removes a claimed entry's files from its queue (qf first, then df) and
  * fsyncs the directory. Call only once its successor is durable. */
 int mq_queue_remove(struct mq_queue *queue, struct mq_queue_entry *entry, GError **err);
+
+/* The same for n entries of one queue, with one directory fsync. Returns 0,
+ * or -1 with err for the first qf that could not be unlinked (the others are
+ * still removed) or a failed fsync. */
+int mq_queue_remove_many(struct mq_queue *queue, struct mq_queue_entry *const *entries,
+                         size_t n, GError **err);
 
 /* Moves a claimed entry's files into the directory hold_path, together with a
  * "ID.reason" file holding reason (one line). Never overwrites: a second hold

@@ -59,7 +59,10 @@ struct rules_rule {
 struct mq_rules {
     GPtrArray *name_rules;      /* of struct rules_rule *, file order */
     GPtrArray *type_rules;
+    bool text_tests;            /* libmagic's text tests run (rules_decide_text_tests()) */
 };
+
+static void rules_decide_text_tests(struct mq_rules *rules);
 
 /* ---- loading ------------------------------------------------------------ */
 
@@ -232,6 +235,7 @@ mq_rules_load(const char *filename_rules, const char *filetype_rules, GError **e
         mq_rules_free(&rules);
         return NULL;
     }
+    rules_decide_text_tests(rules);
     return rules;
 }
 
@@ -448,21 +452,99 @@ rules_magic_get(GError **err)
     return cookie;
 }
 
-/* What libmagic says about data: the MIME type and the description, each
+/* What libmagic says about content it recognises nothing in. */
+#define RULES_UNKNOWN_DESC  "data"
+#define RULES_UNKNOWN_MIME  "application/octet-stream"
+
+/* What libmagic says about data: the description and the MIME type, each
  * NULL if libmagic fails on this input (the type rules then see nothing;
- * the content still goes to the virus scanner). Caller g_free()s both. */
+ * the content still goes to the virus scanner). Without text_tests,
+ * libmagic's tests for kinds of text are left out (MAGIC_NO_CHECK_TEXT):
+ * text is then "data" like anything else it does not recognise. For "data"
+ * the MIME type is known without asking again. Caller g_free()s both. */
 static void
-rules_magic_type(magic_t cookie, const void *data, size_t len, char **mime_r, char **desc_r)
+rules_magic_type(magic_t cookie, bool text_tests, const void *data, size_t len, char **mime_r,
+                 char **desc_r)
 {
+    int flags = RULES_MAGIC_FLAGS | (text_tests ? 0 : MAGIC_NO_CHECK_TEXT);
     const char *s;
 
     len = MIN(len, RULES_MAGIC_BYTES);
-    magic_setflags(cookie, RULES_MAGIC_FLAGS | MAGIC_MIME_TYPE);
-    s = magic_buffer(cookie, data, len);
-    *mime_r = s != NULL ? g_strdup(s) : NULL;
-    magic_setflags(cookie, RULES_MAGIC_FLAGS);
+    magic_setflags(cookie, flags);
     s = magic_buffer(cookie, data, len);
     *desc_r = s != NULL ? g_strdup(s) : NULL;
+    if (s != NULL && strcmp(s, RULES_UNKNOWN_DESC) == 0) {
+        *mime_r = g_strdup(RULES_UNKNOWN_MIME);
+        return;
+    }
+    magic_setflags(cookie, flags | MAGIC_MIME_TYPE);
+    s = magic_buffer(cookie, data, len);
+    *mime_r = s != NULL ? g_strdup(s) : NULL;
+}
+
+/*
+ * libmagic's text tests (scripts, source code, markup, mail, encodings) cost
+ * 1-3 ms for every text part, most of what the type rules cost, and every
+ * part of a mail message is text but its attachments. They are only worth
+ * it when a type rule can match what they find. That is decided here, once:
+ * each type rule is tried against what libmagic says, with every test, about
+ * sample texts of the usual kinds, and against what text is without them
+ * ("data", "application/octet-stream"). If any rule matches any of those,
+ * the text tests stay on. The default filetype.rules name binary formats
+ * only, which libmagic's binary tests find.
+ * XXX a rule for a kind of text that no sample stands for (say, Fortran
+ * source) is not seen here; list such kinds below when a rule needs them.
+ */
+static void
+rules_decide_text_tests(struct mq_rules *rules)
+{
+    static const char *const samples[] = {
+        "Hello,\nthis is plain text.\n",
+        "caf\xc3\xa9 cr\xc3\xa8me\n",
+        "caf\xe9 cr\xe8me\n",
+        "line one\r\nline two\r\n",
+        "#!/bin/sh\necho hello\n",
+        "#!/usr/bin/env python3\nprint('x')\n",
+        "#!/usr/bin/perl\nprint \"x\";\n",
+        "<?php echo 'x'; ?>\n",
+        "<html><body>x</body></html>\n",
+        "<?xml version=\"1.0\"?>\n<a/>\n",
+        "@echo off\r\necho x\r\n",
+        "#include <stdio.h>\nint main(void) { return 0; }\n",
+        "From: a@example.com\nSubject: x\n\nbody\n",
+        "Received: from x\nFrom: a@example.com\n\nx\n",
+        ".TH X 1\n.SH NAME\n",
+        "\\documentclass{article}\n\\begin{document}\nx\n\\end{document}\n",
+        "begin 644 x\nM86)C\n`\nend\n",
+        "a,b,c\n1,2,3\n4,5,6\n",
+    };
+    static const char utf16[] = "\xff\xfeh\0i\0\n\0";
+    magic_t cookie;
+
+    rules->text_tests = true;
+    if (rules->type_rules->len == 0) {
+        rules->text_tests = false;
+        return;
+    }
+    /* Without libmagic now, the checks will say why; keep every test. */
+    if ((cookie = rules_magic_get(NULL)) == NULL)
+        return;
+    if (rules_first_match(rules->type_rules, RULES_UNKNOWN_MIME, RULES_UNKNOWN_DESC) != NULL)
+        return;
+    for (size_t i = 0; i <= G_N_ELEMENTS(samples); i++) {
+        const char *data = i < G_N_ELEMENTS(samples) ? samples[i] : utf16;
+        size_t len = i < G_N_ELEMENTS(samples) ? strlen(samples[i]) : sizeof(utf16) - 1;
+        char *mime, *desc;
+        bool hit;
+
+        rules_magic_type(cookie, true, data, len, &mime, &desc);
+        hit = rules_first_match(rules->type_rules, mime, desc) != NULL;
+        g_free(mime);
+        g_free(desc);
+        if (hit)
+            return;
+    }
+    rules->text_tests = false;
 }
 
 /* State shared by the checks of one attachment. */
@@ -487,7 +569,7 @@ rules_check_type(struct rules_ctx *ctx, const void *data, size_t len, bool in_ar
         return 0;
     if (ctx->cookie == NULL && (ctx->cookie = rules_magic_get(err)) == NULL)
         return -1;
-    rules_magic_type(ctx->cookie, data, len, &mime, &desc);
+    rules_magic_type(ctx->cookie, ctx->rules->text_tests, data, len, &mime, &desc);
     rule = rules_first_match(ctx->rules->type_rules, mime, desc);
     if (rule != NULL && rule->deny) {
         subject = g_strdup_printf("type: %s", desc != NULL ? desc : mime);

@@ -12,7 +12,10 @@
  * decoded to UTF-8 by the caller). Filetype rules match what libmagic says
  * about the content: the MIME type ("application/x-dosexec") and the
  * description ("PE32 executable (GUI) Intel 80386 ..."), a rule matching
- * either. When the content is an archive that lists its members (zip, and
+ * either. libmagic's tests for kinds of text (scripts, source, markup) run
+ * only when a type rule could match what they find, as decided at load
+ * time; otherwise text is "data" ("application/octet-stream"), which then
+ * no rule matches. When the content is an archive that lists its members (zip, and
  * whatever else libarchive reads: tar, 7z, rar, cab, ...) every member's name
  * goes through the filename rules and the start of every member's content
  * through the filetype rules too, within limits.

@@ -107,6 +107,7 @@ test_good_minimal(void)
     g_assert_cmpuint(c->batch_max_bytes, ==, 52428800);
     g_assert_cmpuint(c->batch_max_wait_ms, ==, 500);
     g_assert_cmpuint(c->workers, ==, 2);
+    g_assert_true(c->queue_sync_fs);
     g_assert_cmpuint(c->rescan_interval, ==, 30);
     g_assert_cmpuint(c->retry_interval, ==, 60);
     g_assert_cmpint(c->on_scan_error, ==, MQ_ON_ERROR_DEFER);
@@ -142,6 +143,7 @@ test_good_full(void)
         "batch_max_bytes = \"16G\"\n"
         "batch_max_wait = 1.25\n"
         "workers = 64\n"
+        "queue_sync = \"files\"\n"
         "rescan_interval = 1\n"
         "retry_interval = 86400\n"
         "on_scan_error = \"hold\"\n"
@@ -178,6 +180,7 @@ test_good_full(void)
     g_assert_cmpuint(c->batch_max_bytes, ==, (uint64_t)16 << 30);
     g_assert_cmpuint(c->batch_max_wait_ms, ==, 1250);
     g_assert_cmpuint(c->workers, ==, 64);
+    g_assert_false(c->queue_sync_fs);
     g_assert_cmpuint(c->rescan_interval, ==, 1);
     g_assert_cmpuint(c->retry_interval, ==, 86400);
     g_assert_cmpint(c->on_scan_error, ==, MQ_ON_ERROR_HOLD);
@@ -263,6 +266,7 @@ static const struct bad_case {
     { "bad-cidr-empty-prefix.conf", 1, "not an address or CIDR network" },
     { "bad-cidr-sign.conf", 1, "not an address or CIDR network" },
     { "bad-on-scan-error.conf", 1, "on_scan_error must be \"defer\" or \"hold\"" },
+    { "bad-queue-sync.conf", 1, "queue_sync must be \"filesystem\" or \"files\"" },
     { "bad-log-level.conf", 1, "log_level must be" },
     { "bad-postmaster-space.conf", 1, "postmaster must be a plain address" },
     { "bad-postmaster-newline.conf", 1, "postmaster must be a plain address" },

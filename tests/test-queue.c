@@ -1,5 +1,6 @@
 /* test-queue - sendmail queue directories: list, claim (flock), write to
- * the outgoing queue, remove, hold.
+ * the outgoing queue (at once, or staged and committed by batch), remove,
+ * hold.
  *
  * Each test gets a fresh temporary spool with in/, out/ and hold/, and a real
  * qf/df pair captured from sendmail (tests/data/qf/multi-rcpt.*) in in/.
@@ -570,20 +571,31 @@ format_new(const struct mq_qf *qf)
     return g_string_free(s, FALSE);
 }
 
-/* Writes qf + df as id; returns the ID used. */
+typedef int write_fn(struct mq_queue *out, const char *id, const struct mq_qf *qf,
+                     const void *df, size_t df_len, char **id_r, gboolean *dup_r, GError **err);
+
+/* Writes (mq_queue_write) or stages (mq_queue_stage) qf + df as id; returns
+ * the ID used. */
 static char *
-write_ok(struct spool *s, const char *id, const struct mq_qf *qf, const char *df,
-         gboolean want_dup)
+write_with(write_fn *fn, struct spool *s, const char *id, const struct mq_qf *qf,
+           const char *df, gboolean want_dup)
 {
     GError *err = NULL;
     char *id_r = NULL;
     gboolean dup = !want_dup;
 
-    g_assert_cmpint(mq_queue_write(s->out, id, qf, df, strlen(df), &id_r, &dup, &err), ==, 0);
+    g_assert_cmpint(fn(s->out, id, qf, df, strlen(df), &id_r, &dup, &err), ==, 0);
     g_assert_no_error(err);
     g_assert_nonnull(id_r);
     g_assert_cmpint(dup, ==, want_dup);
     return id_r;
+}
+
+static char *
+write_ok(struct spool *s, const char *id, const struct mq_qf *qf, const char *df,
+         gboolean want_dup)
+{
+    return write_with(mq_queue_write, s, id, qf, df, want_dup);
 }
 
 static void
@@ -823,6 +835,119 @@ test_claim_panic_bad_id(void)
     g_test_trap_assert_stderr("*panic*invalid queue id*");
 }
 
+/* ---- group commit: stage, commit, unstage --------------------------------- */
+
+static char *
+stage_ok(struct spool *s, const char *id, const struct mq_qf *qf, const char *df,
+         gboolean want_dup)
+{
+    return write_with(mq_queue_stage, s, id, qf, df, want_dup);
+}
+
+/* A staged entry is invisible to sendmail (no qf) until its batch is
+ * committed; then it is exactly what mq_queue_write() makes. */
+static void
+test_stage_commit(struct spool *s, gconstpointer data)
+{
+    static const char *const ids[] = { ID, "6AO3fFCt012660", "6AO3fFCt012661" };
+    struct mq_qf *qf = parse_fixture("bounce");
+    bool failed[G_N_ELEMENTS(ids)];
+    GError *err = NULL;
+    char *names, *text, *want;
+
+    for (size_t i = 0; i < G_N_ELEMENTS(ids); i++) {
+        char *id = stage_ok(s, ids[i], qf, ids[i], FALSE);
+        g_assert_cmpstr(id, ==, ids[i]);
+        g_free(id);
+    }
+    names = listing(s->out_path);
+    g_assert_cmpstr(names, ==, "df" ID ",df6AO3fFCt012660,df6AO3fFCt012661,"
+                               "tf" ID ",tf6AO3fFCt012660,tf6AO3fFCt012661");
+    g_free(names);
+
+    g_assert_cmpint(mq_queue_commit(s->out, ids, G_N_ELEMENTS(ids), GPOINTER_TO_UINT(data),
+                                    failed, &err), ==, 0);
+    g_assert_no_error(err);
+    names = listing(s->out_path);
+    g_assert_cmpstr(names, ==, "df" ID ",df6AO3fFCt012660,df6AO3fFCt012661,"
+                               "qf" ID ",qf6AO3fFCt012660,qf6AO3fFCt012661");
+    g_free(names);
+    want = format_new(qf);
+    for (size_t i = 0; i < G_N_ELEMENTS(ids); i++) {
+        char name[32];
+        g_assert_false(failed[i]);
+        g_snprintf(name, sizeof(name), "df%s", ids[i]);
+        text = get(s->out_path, name, NULL);
+        g_assert_cmpstr(text, ==, ids[i]);
+        g_free(text);
+        g_assert_cmpuint(mode_of(s->out_path, name), ==, 0600);
+        g_snprintf(name, sizeof(name), "qf%s", ids[i]);
+        text = get(s->out_path, name, NULL);
+        g_assert_cmpstr(text, ==, want);
+        g_free(text);
+    }
+    g_free(want);
+    mq_qf_free(&qf);
+}
+
+/* Unstaged, or recognised as an earlier result: nothing of it is left. */
+static void
+test_stage_unstage_dup(struct spool *s, gconstpointer data)
+{
+    struct mq_qf *qf = parse_fixture("multi-rcpt");
+    char *id, *names;
+
+    id = stage_ok(s, ID, qf, "x\n", FALSE);
+    mq_queue_unstage(s->out, id);
+    g_free(id);
+    names = listing(s->out_path);
+    g_assert_cmpstr(names, ==, "");
+    g_free(names);
+
+    id = write_ok(s, ID, qf, "first\n", FALSE);
+    g_free(id);
+    id = stage_ok(s, ID, qf, "again\n", TRUE);
+    g_assert_cmpstr(id, ==, ID);
+    g_free(id);
+    names = listing(s->out_path);
+    g_assert_cmpstr(names, ==, "df" ID ",qf" ID);
+    g_free(names);
+    mq_qf_free(&qf);
+}
+
+/* An entry that cannot be committed (its df gone; a qf that appeared under
+ * its name meanwhile) fails alone and leaves nothing; the others go on. */
+static void
+test_stage_commit_failures(struct spool *s, gconstpointer data)
+{
+    static const char *const ids[] = { ID, "6AO3fFCt012660", "6AO3fFCt012661" };
+    struct mq_qf *qf = parse_fixture("multi-rcpt");
+    bool failed[G_N_ELEMENTS(ids)];
+    GError *err = NULL;
+    char *names, *text;
+
+    for (size_t i = 0; i < G_N_ELEMENTS(ids); i++)
+        g_free(stage_ok(s, ids[i], qf, "body\n", FALSE));
+    unlink_in(s->out_path, "df6AO3fFCt012660");
+    put(s->out_path, "qf6AO3fFCt012661", "someone else's\n", 15);
+
+    g_assert_cmpint(mq_queue_commit(s->out, ids, G_N_ELEMENTS(ids), GPOINTER_TO_UINT(data),
+                                    failed, &err), ==, -1);
+    g_assert_nonnull(err);
+    g_assert_nonnull(strstr(err->message, "6AO3fFCt012660"));
+    g_clear_error(&err);
+    g_assert_false(failed[0]);
+    g_assert_true(failed[1]);
+    g_assert_true(failed[2]);
+    names = listing(s->out_path);
+    g_assert_cmpstr(names, ==, "df" ID ",qf" ID ",qf6AO3fFCt012661");
+    g_free(names);
+    text = get(s->out_path, "qf6AO3fFCt012661", NULL);
+    g_assert_cmpstr(text, ==, "someone else's\n");
+    g_free(text);
+    mq_qf_free(&qf);
+}
+
 /* ---- remove, hold ---------------------------------------------------------- */
 
 static void
@@ -848,6 +973,31 @@ test_remove(struct spool *s, gconstpointer data)
     g_assert_no_error(err);
     mq_queue_entry_free(&e);
     g_assert_false(exists(s->in_path, "qf" ID));
+}
+
+/* Several entries, one directory fsync; a vanished file is no error. */
+static void
+test_remove_many(struct spool *s, gconstpointer data)
+{
+    struct mq_queue_entry *e[2];
+    GError *err = NULL;
+    char *names;
+
+    put(s->in_path, "qf6AO3fFCt012660", s->qf, s->qf_len);
+    put(s->in_path, "df6AO3fFCt012660", s->df, s->df_len);
+    put(s->in_path, "qfOTHER1", "x", 1);
+    e[0] = mq_queue_claim(s->in, ID, BIG, &err);
+    g_assert_no_error(err);
+    e[1] = mq_queue_claim(s->in, "6AO3fFCt012660", BIG, &err);
+    g_assert_no_error(err);
+    unlink_in(s->in_path, "df6AO3fFCt012660");
+    g_assert_cmpint(mq_queue_remove_many(s->in, e, 2, &err), ==, 0);
+    g_assert_no_error(err);
+    mq_queue_entry_free(&e[0]);
+    mq_queue_entry_free(&e[1]);
+    names = listing(s->in_path);
+    g_assert_cmpstr(names, ==, "qfOTHER1");
+    g_free(names);
 }
 
 /* Checks hold/NAME.reason: "id: ID", "reason: WANT", "time: N", "end". */
@@ -1037,6 +1187,8 @@ main(int argc, char **argv)
     g_test_init(&argc, &argv, NULL);
 
 #define ADD(path, fn) g_test_add(path, struct spool, NULL, spool_setup, fn, spool_teardown)
+#define ADDP(path, fn, flags) \
+    g_test_add(path, struct spool, GUINT_TO_POINTER(flags), spool_setup, fn, spool_teardown)
     ADD("/queue/list", test_list);
     g_test_add_func("/queue/open-missing", test_open_missing);
     ADD("/queue/stat", test_stat);
@@ -1059,13 +1211,20 @@ main(int argc, char **argv)
     ADD("/queue/write/unreadable-existing", test_write_unreadable_existing);
     ADD("/queue/write/no-free-id", test_write_no_free_id);
     g_test_add_func("/queue/write/panic-bad-id", test_write_panic_bad_id);
+    ADD("/queue/stage/commit", test_stage_commit);
+    ADDP("/queue/stage/commit-syncfs", test_stage_commit, MQ_QUEUE_SYNCFS);
+    ADD("/queue/stage/unstage-dup", test_stage_unstage_dup);
+    ADD("/queue/stage/commit-failures", test_stage_commit_failures);
+    ADDP("/queue/stage/commit-failures-syncfs", test_stage_commit_failures, MQ_QUEUE_SYNCFS);
     ADD("/queue/remove", test_remove);
+    ADD("/queue/remove/many", test_remove_many);
     ADD("/queue/hold/ok", test_hold);
     ADD("/queue/hold/problems", test_hold_problems);
     ADD("/queue/hold/no-dir", test_hold_no_dir);
     ADD("/queue/handoff", test_handoff);
     /* Known bugs last, so that a failure does not hide the other results. */
     ADD("/queue/bug/write-dup-after-suffix", test_bug_write_dup_after_suffix);
+#undef ADDP
 #undef ADD
     return g_test_run();
 }

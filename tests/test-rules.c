@@ -421,6 +421,68 @@ test_type_rules(void)
     mq_rules_free(&rules);
 }
 
+/* libmagic's text tests run only for rule sets that can match what they
+ * find; whatever the rule set, a check says what the full tests would. */
+static void
+test_text_tests(void)
+{
+    static const char shell[] = "#!/bin/sh\necho hello\n";
+    static const char mail[] = "From: a@example.com\nSubject: x\n\nbody\n";
+    static const unsigned char noise[] = {  /* libmagic: "data" */
+        0x82, 0xb7, 0x0e, 0xee, 0x7f, 0x1a, 0x50, 0x39, 0xbe, 0xf0, 0x7e, 0xc2, 0x34, 0x7f, 0x06,
+        0x6e, 0xd0, 0x8f, 0x5d, 0xc7, 0x51, 0x24, 0x47, 0xe3, 0x40, 0x43, 0x00, 0x02, 0x6b, 0x6e,
+        0x54, 0x55, 0x94, 0xa0, 0x65, 0x68, 0x5d, 0x64, 0xc4, 0x98, 0x0b, 0xb8, 0xd4, 0x54, 0x4a,
+        0x87, 0x21, 0xa9, 0x9a, 0x01, 0xad, 0x21, 0x9e, 0xb5, 0x9c, 0xf6, 0xa1, 0x5e, 0xf6, 0xf1,
+        0x5a, 0x1d, 0x83, 0x0b,
+    };
+    static const struct {
+        const char *rule;           /* one type rule */
+        const char *data;
+        size_t len;
+        int expect;
+    } cases[] = {
+        { "deny\t^ELF\tELF\t-", shell, sizeof(shell) - 1, 0 },
+        { "deny\t^ELF\tELF\t-", text_bytes, sizeof(text_bytes) - 1, 0 },
+        { "deny\t^ELF\tELF\t-", NULL, 0, 1 },        /* /bin/true */
+        { "deny\tshell script\tShell\t-", shell, sizeof(shell) - 1, 1 },
+        { "deny\tshell script\tShell\t-", text_bytes, sizeof(text_bytes) - 1, 0 },
+        { "deny\t^text/x-msdos-batch$\tBatch\t-", batch_bytes, sizeof(batch_bytes) - 1, 1 },
+        { "deny\t^message/rfc822$\tMail\t-", mail, sizeof(mail) - 1, 1 },
+        { "deny\t^data$\tUnknown\t-", text_bytes, sizeof(text_bytes) - 1, 0 },
+        { "deny\t^data$\tUnknown\t-", (const char *)noise, sizeof(noise), 1 },
+        { "deny\toctet-stream\tUnknown\t-", shell, sizeof(shell) - 1, 0 },
+    };
+    char *elf = NULL, *dir, *path;
+    gsize elf_len = 0;
+    GError *err = NULL;
+
+    g_assert_true(g_file_get_contents("/bin/true", &elf, &elf_len, &err));
+    dir = g_dir_make_tmp("test-rules-XXXXXX", &err);
+    g_assert_no_error(err);
+    path = g_build_filename(dir, "types.rules", NULL);
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        struct mq_rules *rules;
+        struct mq_rules_match m;
+        int r;
+
+        g_assert_true(g_file_set_contents(path, cases[i].rule, -1, &err));
+        rules = mq_rules_load(NULL, path, &err);
+        g_assert_no_error(err);
+        r = check(rules, &default_limits, NULL, cases[i].data ? cases[i].data : elf,
+                  cases[i].data ? cases[i].len : elf_len, &m);
+        if (r != cases[i].expect)
+            g_test_message("case %zu (%s): %d", i, cases[i].rule, r);
+        g_assert_cmpint(r, ==, cases[i].expect);
+        mq_rules_match_clear(&m);
+        mq_rules_free(&rules);
+    }
+    g_unlink(path);
+    g_rmdir(dir);
+    g_free(path);
+    g_free(dir);
+    g_free(elf);
+}
+
 /* ---- the default filename rules ----------------------------------------- */
 
 /* Every extension the default filename.rules deny. */
@@ -1340,6 +1402,7 @@ main(int argc, char **argv)
     g_test_add_func("/rules/load/good", test_load_good);
     g_test_add_func("/rules/first-match", test_first_match);
     g_test_add_func("/rules/type-rules", test_type_rules);
+    g_test_add_func("/rules/text-tests", test_text_tests);
     g_test_add_func("/rules/default/denied-extensions", test_denied_extensions);
     g_test_add_func("/rules/default/name-tricks", test_name_tricks);
     g_test_add_func("/rules/default/documents", test_documents_allowed);
