@@ -61,15 +61,51 @@ message_global_init(void)
  * Content-Type names a message, which GMime parses as a message of its
  * own, as it does every part of a multipart/digest that names no type).
  * Each costs GMime about a kilobyte: 5 MB of "--b" lines made a million
- * parts and 1.3 GB, long before the walk's limits could say no.
+ * parts and 1.3 GB, long before the walk's limits could say no. Within a
+ * header block every "," and ";" counts too: GMime makes an object of each
+ * address of a list and each parameter (a 7 MB To header: 300 MB).
+ *
+ * GMime reads an address list whose names have no "@" in time that grows
+ * with the number of commas times the length of the field: after each
+ * comma it reads on to the end ("To: a,a,a,...": 80 KB took 6 s, a
+ * megabyte would take many minutes). So that cost, the length of each line
+ * of an address field times the commas in the field up to its end, is
+ * added up over the message; over MESSAGE_ADDRESS_COST_MAX (about a second
+ * here) and the message is refused too. A list of real addresses costs a
+ * fraction of that: 2,000 of them, 30 KB, come to 60 million.
  */
+#define MESSAGE_ADDRESS_COST_MAX ((uint64_t)1 << 29)
+
 struct message_census {
     uint64_t objects;
+    uint64_t address_commas;    /* in the address field, up to this line */
+    uint64_t address_cost;
     bool in_headers;            /* the line is in what can be a header block */
     bool in_content_type;       /* ... and in a Content-Type field */
+    bool in_address;            /* ... or in an address field */
     bool inner;                 /* a message follows the header block */
     bool digest;                /* a Content-Type named a digest */
 };
+
+/* True if the header line p (n bytes) starts a field GMime reads as an
+ * address list (Resent- ones too); the name may be followed by blanks. */
+static bool
+message_is_address_field(const char *p, size_t n)
+{
+    static const char *const names[] = { "from", "sender", "reply-to", "to", "cc", "bcc" };
+    size_t len = 0;
+
+    while (len < n && p[len] != ':' && p[len] != ' ' && p[len] != '\t')
+        len++;
+    if (len > 7 && g_ascii_strncasecmp(p, "resent-", 7) == 0) {
+        p += 7;
+        len -= 7;
+    }
+    for (size_t i = 0; i < G_N_ELEMENTS(names); i++)
+        if (len == strlen(names[i]) && g_ascii_strncasecmp(p, names[i], len) == 0)
+            return true;
+    return false;
+}
 
 static bool
 message_line_has(const char *p, size_t n, const char *word)
@@ -113,9 +149,22 @@ message_census(struct message_census *c, const char *p, size_t len)
         } else if (c->in_headers && n == 0) {
             message_census_blank(c);
         } else if (c->in_headers) {
-            c->objects++;
-            if (p[0] != ' ' && p[0] != '\t')
+            uint64_t commas = 0, semicolons = 0;
+
+            for (size_t i = 0; i < n; i++) {
+                commas += p[i] == ',';
+                semicolons += p[i] == ';';
+            }
+            c->objects += 1 + commas + semicolons;
+            if (p[0] != ' ' && p[0] != '\t') {
                 c->in_content_type = n >= 12 && g_ascii_strncasecmp(p, "content-type", 12) == 0;
+                c->in_address = message_is_address_field(p, n);
+                c->address_commas = 0;
+            }
+            if (c->in_address) {
+                c->address_commas += commas;
+                c->address_cost += c->address_commas * n;
+            }
             if (c->in_content_type && message_line_has(p, n, "message"))
                 c->inner = true;
             if (c->in_content_type && message_line_has(p, n, "digest"))
@@ -148,9 +197,15 @@ mq_message_parse(const char *headers, size_t headers_len,
     message_census(&census, body, body_len);
     if (census.objects > MQ_MESSAGE_OBJECTS(limits)) {
         g_set_error(err, MQ_ERROR, MQ_ERROR_LIMIT,
-                    "%" G_GUINT64_FORMAT " lines that may be MIME parts or headers, more than "
-                    "max_mime_parts (%u) allows for (%" G_GUINT64_FORMAT ")",
+                    "%" G_GUINT64_FORMAT " MIME parts, header lines, addresses or parameters "
+                    "may be in it, more than max_mime_parts (%u) allows for (%" G_GUINT64_FORMAT ")",
                     census.objects, limits->max_parts, MQ_MESSAGE_OBJECTS(limits));
+        goto out;
+    }
+    if (census.address_cost > MESSAGE_ADDRESS_COST_MAX) {
+        g_set_error(err, MQ_ERROR, MQ_ERROR_LIMIT,
+                    "address lists that would take GMime too long to read (%" G_GUINT64_FORMAT
+                    " commas times bytes)", census.address_cost);
         goto out;
     }
 

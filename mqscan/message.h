@@ -62,16 +62,18 @@ typedef int mq_message_leaf_fn(const struct mq_message_leaf *leaf,
 
 /* Parses headers (an RFC 5322 header block, LF line ends, without the blank
  * line) followed by body. GMime builds an object of about a kilobyte for
- * every part and header line it reads, so first the lines that can become
- * one (lines starting with "--", and the lines of what can be a header
- * block) are counted; more than MQ_MESSAGE_OBJECTS(limits) and the input is
- * refused (MQ_ERROR_LIMIT) unread. Returns a new message (caller frees with
+ * every part, header line, address and parameter it reads, so first what
+ * can become one (lines starting with "--", and the lines of what can be a
+ * header block and the "," and ";" in them) is counted; more than
+ * MQ_MESSAGE_OBJECTS(limits), or address lists that GMime would read for
+ * more than about a second (it takes quadratic time on some), and the input
+ * is refused (MQ_ERROR_LIMIT) unread. Returns a new message (caller frees with
  * mq_message_free()) or NULL with err set. */
 struct mq_message *mq_message_parse(const char *headers, size_t headers_len,
                                     const char *body, size_t body_len,
                                     const struct mq_message_limits *limits, GError **err);
 
-/* Lines that may become GMime objects, at most: room for max_parts parts with
+/* What may become GMime objects, at most: room for max_parts parts with
  * several header lines each, and for a long header block. */
 #define MQ_MESSAGE_OBJECTS(limits) (8 * (uint64_t)(limits)->max_parts + 65536)
 

@@ -201,8 +201,10 @@ scanner_zip_member(struct scanner_zip *z, size_t off, const unsigned char *centr
         size = csize;
         break;
     case 8:                     /* deflate */
+        if (z->max_file_size == 0 && z->max_scan_size == 0)
+            return NULL;        /* no size to hold it to */
         size = scanner_inflated_size(z->buf + data, MIN((size_t)csize, z->len - data),
-                                     z->max_file_size);
+                                     z->max_file_size > 0 ? z->max_file_size : z->max_scan_size);
         break;
     case 6:                     /* implode, deflate64, bzip2: as declared. */
     case 9:                     /* XXX a false size in their headers is */
@@ -671,13 +673,24 @@ scanner_limit_name(cl_error_t rc)
 
 /* clamd's stream limit (StreamMaxLength) is its own thing, not a libclamav
  * limit heuristic: it is reported under a name of the same family as
- * scanner_limit_name()'s. */
+ * scanner_limit_name()'s. clamd reads zips with the same libclamav code,
+ * and its limits are its own: a zip it would pass over unread is caught
+ * here, but only at the top (a leaf the caller hands in), not inside
+ * another archive. */
 static int
 scanner_scan_clamd(struct mq_scanner *scanner, const void *buf, size_t len, char **name_r,
                    GError **err)
 {
+    struct scanner_zip zip = { .buf = buf, .len = len };
+    const char *problem = scanner_zip_problem(&zip);
     char *name = NULL;
-    int reply = mq_clamd_scan(scanner->clamd, buf, len, &name, err);
+    int reply;
+
+    if (problem != NULL) {
+        *name_r = g_strdup(problem);
+        return MQ_SCAN_UNSCANNABLE;
+    }
+    reply = mq_clamd_scan(scanner->clamd, buf, len, &name, err);
 
     switch (reply) {
     case MQ_CLAMD_CLEAN:

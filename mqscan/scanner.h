@@ -19,7 +19,8 @@
  * scan that hits a configured limit is the verdict MQ_SCAN_UNSCANNABLE, never
  * "clean"; so is one that libclamav would finish without reading all of an
  * object (zip64 members, zip methods it does not know, zip members it would
- * cut at MaxFileSize: names "Unsupported.*" and "Heuristics.Limits.*").
+ * cut at MaxFileSize: names "Unsupported.*" and "Heuristics.Limits.*"; with
+ * clamd, only for a zip handed in, not one inside another archive).
  *
  * DIAGNOSTICS
  * mq_scanner_new() returns NULL with MQ_ERROR_ENGINE when the database

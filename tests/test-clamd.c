@@ -1108,6 +1108,34 @@ test_scanner(void)
     g_free(dir);
 }
 
+/* A zip64 member (size fields 0xFFFFFFFF): clamd's libclamav would skip it
+ * and answer OK; the scanner calls it unscannable before asking. */
+static void
+test_scanner_zip64(void)
+{
+    static const unsigned char zip64[] = {
+        'P', 'K', 3, 4, 45, 0, 0, 0, 8, 0, 0, 0, 0x21, 0, 0, 0, 0, 0,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 0, 0, 0, 'x', 0x4b, 0x04, 0x00,
+    };
+    char *dir = make_tmpdir();
+    struct fake *f = fake_new(dir, 'A', FAKE_OK, NULL);
+    const char *const list[] = { f->spec, NULL };
+    GError *err = NULL;
+    struct mq_scanner *scanner = mq_scanner_new_clamd(list, TIMEOUT_MS, &err);
+    char *name = NULL;
+
+    g_assert_no_error(err);
+    g_assert_cmpint(mq_scanner_scan(scanner, zip64, sizeof(zip64), "zip64", &name, &err), ==,
+                    MQ_SCAN_UNSCANNABLE);
+    g_assert_no_error(err);
+    g_assert_cmpstr(name, ==, "Unsupported.Zip64");
+    g_free(name);
+    mq_scanner_unref(&scanner);
+    fake_free(&f);
+    g_assert_cmpint(g_rmdir(dir), ==, 0);
+    g_free(dir);
+}
+
 static void
 test_scanner_describe(void)
 {
@@ -1180,6 +1208,7 @@ main(int argc, char **argv)
     g_test_add_func("/clamd/threads", test_threads);
     g_test_add_func("/clamd/version", test_version);
     g_test_add_func("/clamd/scanner", test_scanner);
+    g_test_add_func("/clamd/scanner-zip64", test_scanner_zip64);
     g_test_add_func("/clamd/scanner-describe", test_scanner_describe);
     g_test_add_func("/clamd/scan-null-panics", test_scan_null_panics);
     int rc = g_test_run();

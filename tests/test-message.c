@@ -416,15 +416,35 @@ static const struct {
       "--b\nContent-Type:\n message/rfc822\n\n", "A: b\n", 100000, "\ntext\n--b--\n", false },
     { "100,000 header lines in a top-level attached message",
       "Content-Type: Message/RFC822\n", "", "A: b\n", 100000, "\ntext\n", false },
+    /* Addresses and parameters are objects too; and GMime reads a list of
+     * names without "@" in quadratic time (80 KB: 6 s): commas times
+     * bytes of address fields are counted. */
+    { "To of 40,000 bare names in an attached message", CENSUS_MULTI,
+      "--b\nContent-Type: message/rfc822\n\nTo: ", "a,", 40000, "a\n\ntext\n--b--\n", false },
+    { "To of 20,000 names folded", CENSUS_MULTI,
+      "--b\nContent-Type: message/rfc822\n\nTo: a", ",\n a", 20000, "\n\ntext\n--b--\n", false },
+    { "Resent-Cc of 40,000 names, a blank before the colon", CENSUS_MULTI,
+      "--b\nContent-Type: message/rfc822\n\nResent-Cc : a", ",a", 40000, "\n\ntext\n--b--\n",
+      false },
+    { "X-To of 40,000 names (no address field)", CENSUS_MULTI,
+      "--b\nContent-Type: message/rfc822\n\nX-To: a", ",a", 40000, "\n\ntext\n--b--\n", true },
+    { "To of 2,000 addresses, 30 KB", CENSUS_MULTI,
+      "--b\nContent-Type: message/rfc822\n\nTo: x@example.com", ", a@example.com", 2000,
+      "\n\ntext\n--b--\n", true },
+    { "To of one address and 50,000 folded encoded words", CENSUS_MULTI,
+      "--b\nContent-Type: message/rfc822\n\nTo: \"t\" <t@example.com>,", "\n =?utf-8?q?a?=",
+      50000, "\n\ntext\n--b--\n", true },
+    { "Content-Type with 100,000 parameters", CENSUS_MULTI,
+      "--b\nContent-Type: text/plain", "; a=b", 100000, "\n\ntext\n--b--\n", false },
     /* Text is not headers: a Message-ID is no attached message. */
     { "100,000 lines of text", "Message-ID: <x@y>\nSubject: log\n", "", "line of a log\n",
       100000, "", true },
     { "20,000 SQL comments", CENSUS_MULTI,
       "--b\nContent-Type: text/plain\n\n", "-- a comment\n\nSELECT 1;\n", 20000, "--b--\n", true },
-    /* The budget for max_mime_parts 10 is 65,616 lines, the header line
-     * included. */
-    { "65,615 empty parts", CENSUS_MULTI, "", "--b\n\n", 65615, "", true },
-    { "65,616 empty parts", CENSUS_MULTI, "", "--b\n\n", 65616, "", false },
+    /* The budget for max_mime_parts 10 is 65,616, the header line and its
+     * ";" included. */
+    { "65,614 empty parts", CENSUS_MULTI, "", "--b\n\n", 65614, "", true },
+    { "65,615 empty parts", CENSUS_MULTI, "", "--b\n\n", 65615, "", false },
 };
 
 /* Input that could make GMime build more parts and headers than the limits
@@ -450,7 +470,9 @@ test_census(void)
         } else {
             g_assert_null(msg);
             g_assert_error(err, MQ_ERROR, MQ_ERROR_LIMIT);
-            g_assert_nonnull(strstr(err->message, "max_mime_parts (10)"));
+            g_test_message("refused: %s", err->message);
+            g_assert_true(strstr(err->message, "max_mime_parts (10)") != NULL
+                          || strstr(err->message, "address lists") != NULL);
             g_clear_error(&err);
             /* Unread by GMime: a few ms (GMime took seconds). */
             g_assert_cmpint(g_get_monotonic_time() - start, <, 2 * G_USEC_PER_SEC);
