@@ -9,12 +9,13 @@
  *    UTF-8 whatever the bytes;
  *  - as process.c does to an infected message: every other leaf is replaced
  *    by a notice, a notice goes above the first text, the Content-* headers
- *    go into the qf (made of the input's header block) if the top-level
- *    part changed (each one line, or folded with a TAB: no header can be
- *    smuggled into the qf), and the body is written out; the qf must still
- *    parse, and the rebuilt message (qf headers and body, as it is scanned
- *    again and delivered) must parse, walk, and have the top-level type,
- *    charset and boundary that the edited message has;
+ *    go into the qf (made of the input's header block, 8-bit bytes quoted
+ *    as sendmail quotes them) if the top-level part changed (each one line,
+ *    or folded with a TAB: no header can be smuggled into the qf), and the
+ *    body is written out; the qf must still parse, and the rebuilt message
+ *    (qf headers and body, as it is scanned again and delivered) must
+ *    parse, walk, and have the top-level type, charset and boundary that
+ *    the edited message has;
  *  - on a second parse a lone leaf (the message's own part) is replaced,
  *    or else the whole body, as for a finding that no single part explains.
  * Whatever does not hold panics.

@@ -710,6 +710,33 @@ message_notice_may_enter(GMimeObject *object)
 }
 
 /*
+ * True if GMime can write the Content-Type parameters of object again, as
+ * it does when the notice sets the charset. GMime 3.2.13 folds a parameter
+ * whose value needs RFC 2231 encoding into pieces of 70 bytes minus the
+ * length of its name: with a name of 70 bytes or so it makes no progress
+ * and appends to a string until memory runs out (GMime issue #165). Real
+ * parameter names are a few bytes long; a part with one longer than
+ * MESSAGE_PARAM_NAME_MAX does not get the notice.
+ */
+#define MESSAGE_PARAM_NAME_MAX 60
+
+static bool
+message_params_rewritable(GMimeObject *object)
+{
+    GMimeContentType *ct = g_mime_object_get_content_type(object);
+    GMimeParamList *params = ct != NULL ? g_mime_content_type_get_parameters(ct) : NULL;
+    int n = params != NULL ? g_mime_param_list_length(params) : 0;
+
+    for (int i = 0; i < n; i++) {
+        const char *name = g_mime_param_get_name(g_mime_param_list_get_parameter_at(params, i));
+
+        if (name != NULL && strlen(name) > MESSAGE_PARAM_NAME_MAX)
+            return false;
+    }
+    return true;
+}
+
+/*
  * The first text/plain leaf in the order of mq_message_foreach_leaf()
  * (depth-first, children in order, into attached messages) that the notice
  * may go into, or NULL. The walk keeps its own stack instead of recursing,
@@ -746,7 +773,8 @@ message_notice_target(GMimeObject *top)
                 g_ptr_array_add(stack, inner_part);
         } else if (GMIME_IS_PART(object)
                    && g_mime_content_type_is_type(g_mime_object_get_content_type(object),
-                                                  "text", "plain")) {
+                                                  "text", "plain")
+                   && message_params_rewritable(object)) {
             found = GMIME_PART(object);
         }
     }

@@ -1060,6 +1060,47 @@ test_unsplittable_multipart(void)
     mq_message_free(&msg);
 }
 
+/* A text part whose Content-Type has a parameter name of 70 bytes and a
+ * value that needs RFC 2231 encoding: GMime 3.2.13 loops without end when it
+ * writes such a parameter again (found by fuzz-message), so the notice goes
+ * into the next text part, or nowhere. Names of 60 bytes are still fine. */
+static void
+test_notice_long_parameter_name(void)
+{
+    static const struct {
+        unsigned name_len;
+        const char *body_text;      /* what the text part holds afterwards */
+        int rc;
+    } cases[] = {
+        { 60, "NOTICE\n\nfirst", 1 },
+        { 70, "first", 1 },             /* the notice went into the second part */
+    };
+
+    for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+        GString *body = g_string_new("--b\nContent-Type: text/plain; ");
+        const char *headers = "MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b\n";
+        struct mq_message *msg;
+        GError *err = NULL;
+        GPtrArray *seen;
+
+        for (unsigned k = 0; k < cases[i].name_len; k++)
+            g_string_append_c(body, 'a');
+        g_string_append(body, "=\xe9t\xe9\n\nfirst\n--b\nContent-Type: text/plain\n\nsecond\n--b--\n");
+        msg = mq_message_parse(headers, strlen(headers), body->str, body->len, &err);
+        g_assert_nonnull(msg);
+        g_assert_cmpint(mq_message_prepend_notice(msg, "NOTICE", &err), ==, cases[i].rc);
+        g_assert_no_error(err);
+        seen = walk(msg, &default_limits, &err);
+        g_assert_no_error(err);
+        assert_leaf_text(seen, 0, "text/plain", cases[i].body_text);
+        assert_leaf_text(seen, 1, "text/plain", cases[i].name_len > 60 ? "NOTICE\n\nsecond"
+                                                                      : "second");
+        g_ptr_array_unref(seen);
+        mq_message_free(&msg);
+        g_string_free(body, TRUE);
+    }
+}
+
 /* A boundary with 8-bit bytes: GMime decodes it to UTF-8 and finds no
  * parts, a reader comparing bytes finds the attachment; its name and type
  * would never be checked. The walk calls it unscannable, nested or not. */
@@ -1646,6 +1687,7 @@ main(int argc, char **argv)
     g_test_add_func("/message/notice/cases", test_notice);
     g_test_add_func("/message/notice/more", test_notice_more);
     g_test_add_func("/message/notice/hostile", test_notice_hostile);
+    g_test_add_func("/message/notice/long-parameter-name", test_notice_long_parameter_name);
     g_test_add_func("/message/write-appends", test_write_appends);
     g_test_add_func("/message/append-utf8", test_append_utf8);
     g_test_add_func("/message/odd-input", test_odd_input);
