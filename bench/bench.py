@@ -14,7 +14,7 @@ signatures, limits and number of threads, no queue I/O, nothing else.
       generated set waiting when mqscand starts.
 
 For each: messages/s, MB/s, CPU seconds per 1,000 messages, peak resident
-memory, the share of the workers' time in each stage (from mqscand's own
+memory, the share of the messages' time in each stage (from mqscand's own
 summary), and mqscand's throughput as a fraction of the floor's.
 
 Every run is checked: the incoming queue must end empty, every message must
@@ -310,7 +310,7 @@ def copy_queue(src, ids, dst):
 SUMMARY = re.compile(r"processed (\d+) messages \((\d+) clean, (\d+) passed, (\d+) cleaned, "
                      r"(\d+) quarantined, (\d+) deleted, (\d+) held\), (\d+) deferred, "
                      r"([\d.]+) MB in ([\d.]+) s")
-STAGES = re.compile(r"stages \(([\d.]+) s in (\d+) workers\): (.*); after batches ([\d.]+) s")
+STAGES = re.compile(r"stages \(total ([\d.]+) s, (\d+) workers\): (.*); after batches ([\d.]+) s")
 STAGE = re.compile(r"([A-Za-z ]+?) ([\d.]+) s ([\d.]+)%")
 
 
@@ -467,7 +467,7 @@ def print_case(title, res):
             (fl["user"] + fl["sys"]) / res["n"] * 1000, "-", fl["seconds"]))
         print("  mqscand = %.2f of the floor; its CPU per message is %.2f times the floor's"
               % (rate(res) / floor_rate(res), res["cpu"] / (fl["user"] + fl["sys"])))
-    print("  stages (share of %.1f s in the workers; %.2f s after batches, workers idle):"
+    print("  stages (share of %.1f s for all messages; %.2f s after batches, workers idle):"
           % (res["busy"], res["after_batches"]))
     print("    " + ", ".join("%s %.1f%%" % (n, pct) for n, _, pct in res["stages"]))
     print("  outcome: %d clean, %d passed, %d cleaned, %d quarantined, %d deleted, %d held"
