@@ -20,8 +20,9 @@ summary), and mqscand's throughput as a fraction of the floor's.
 Every run is checked: the incoming queue must end empty, every message must
 be in the outgoing queue (stamped by mqscand), in quarantine or in the hold
 area, each generated infected message must have been cleaned or
-quarantined, and nothing in the outgoing queue may be found by the scanner.
-Any failure ends the benchmark with status 1.
+quarantined, and the scanner must find nothing in what went out (in the
+cleaned copies of the known infected messages of the generated set; in
+every message of the corpus). Any failure ends the benchmark with status 1.
 
 Filled queues are kept in BENCH_DIR and used again while the generator, its
 seed and the corpus are unchanged; run directories of the runs that passed
@@ -391,9 +392,14 @@ def verify(rdir, conf, ids, msgids, infected):
     if infected_out:
         raise BenchFailure("%d infected messages delivered uncleaned: %s"
                            % (len(infected_out), infected_out[:5]))
+    # The scanner looks again at what went out: everything for a set whose
+    # infected messages are not known (the corpus), else the copies of the
+    # known infected ones (the others carry no signature, and the stamps
+    # say they were scanned).
+    known = [i for i in ids if msgids.get(i) in infected and i in outs]
     n_inf = sum(1 for i in ids if msgids.get(i) in infected)
-    out = subprocess.run([SCAN_FLOOR, "-c", conf, "--verify", outq], stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, text=True)
+    out = subprocess.run([SCAN_FLOOR, "-c", conf, "--verify", outq] + (known if msgids else []),
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if out.returncode != 0:
         raise BenchFailure("the scanner finds something in the outgoing queue:\n" + out.stdout)
     return n_inf
@@ -475,7 +481,8 @@ def print_case(title, res):
                                    "held")) +
           ("; %d known infected, all cleaned or quarantined" % res["infected_known"]
            if res["infected_known"] else "") +
-          "; checked: none lost, all stamped, outgoing queue clean")
+          "; checked: none lost, all stamped, %s clean for the scanner"
+          % ("the cleaned copies" if res["infected_known"] else "every delivered message"))
 
 
 def main():
