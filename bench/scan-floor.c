@@ -2,7 +2,7 @@
  * "make bench": GMime parse and libclamav scan, nothing else.
  *
  * Usage: scan-floor -c CONFIG [-j WORKERS] QUEUEDIR
- *        scan-floor -c CONFIG --verify QUEUEDIR
+ *        scan-floor -c CONFIG --verify QUEUEDIR [ID...]
  *
  * Reads every qf/df pair of QUEUEDIR (a sendmail queue) into memory first
  * and builds each message as mqscand does (the qf's header block, a blank
@@ -21,8 +21,9 @@
  * the process over the same time). Exit status 0, or 2 on any error.
  *
  * --verify scans every message of QUEUEDIR whole (the outgoing queue after
- * a run), prints "verify: messages=N clean=N notclean=N" and one line per
- * message that is not clean, and exits 1 if any is not clean.
+ * a run), or only the queue IDs given, prints "verify: messages=N clean=N
+ * notclean=N" and one line per message that is not clean, and exits 1 if
+ * any is not clean (2 if a given ID is not there).
  */
 #include <config.h>
 
@@ -94,9 +95,10 @@ floor_read(int dirfd, char kind, const char *id, size_t *len_r)
     return buf;
 }
 
-/* Every message of the queue in dir, in queue ID order. */
+/* Every message of the queue in dir, in queue ID order; or with only
+ * (NULL-terminated, may be empty), those. */
 static GPtrArray *
-floor_load(const char *dir)
+floor_load(const char *dir, char **only)
 {
     GPtrArray *ids = g_ptr_array_new_with_free_func(g_free);
     GPtrArray *msgs = g_ptr_array_new_with_free_func(floor_msg_free);
@@ -110,9 +112,16 @@ floor_load(const char *dir)
         exit(2);
     }
     dfd = dirfd(d);
-    while ((de = readdir(d)) != NULL) {
+    while (only[0] == NULL && (de = readdir(d)) != NULL) {
         if (de->d_name[0] == 'q' && de->d_name[1] == 'f' && mq_fs_id_ok(de->d_name + 2))
             g_ptr_array_add(ids, g_strdup(de->d_name + 2));
+    }
+    for (; *only != NULL; only++) {
+        if (!mq_fs_id_ok(*only)) {
+            fprintf(stderr, "scan-floor: not a queue ID: %s\n", *only);
+            exit(2);
+        }
+        g_ptr_array_add(ids, g_strdup(*only));
     }
     g_ptr_array_sort(ids, floor_cmp_id);
     for (guint i = 0; i < ids->len; i++) {
@@ -280,7 +289,7 @@ main(int argc, char **argv)
         default: goto usage;
         }
     }
-    if (config_path == NULL || optind + 1 != argc)
+    if (config_path == NULL || optind >= argc || (!verify && optind + 1 != argc))
         goto usage;
 
     mq_log_open("scan-floor", MQ_LOG_SINK_STDERR);
@@ -298,7 +307,7 @@ main(int argc, char **argv)
         return 2;
     }
     run.config = config;
-    run.msgs = floor_load(argv[optind]);
+    run.msgs = floor_load(argv[optind], argv + optind + 1);
     status = verify ? floor_verify(&run) : floor_measure(&run, workers);
     g_ptr_array_unref(run.msgs);
     mq_scanner_unref(&run.scanner);
@@ -307,6 +316,6 @@ main(int argc, char **argv)
 
 usage:
     fprintf(stderr, "usage: scan-floor -c CONFIG [-j WORKERS] QUEUEDIR\n"
-                    "       scan-floor -c CONFIG --verify QUEUEDIR\n");
+                    "       scan-floor -c CONFIG --verify QUEUEDIR [ID...]\n");
     return 2;
 }

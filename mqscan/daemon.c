@@ -764,7 +764,7 @@ daemon_summary_stages(struct mq_daemon *d)
                                mq_process_stage_name((enum mq_process_stage)s),
                                (double)d->stats.stage_us[s] / 1e6,
                                busy > 0 ? 100.0 * (double)d->stats.stage_us[s] / (double)busy : 0.0);
-    mq_log_info("stages (%.3f s in %u workers): %s; after batches %.3f s", (double)busy / 1e6,
+    mq_log_info("stages (total %.3f s, %u workers): %s; after batches %.3f s", (double)busy / 1e6,
                 d->pool_size, line->str, (double)d->stats.after_batch_us / 1e6);
     g_string_free(line, TRUE);
 }
