@@ -1086,7 +1086,7 @@ test_notice_long_parameter_name(void)
         for (unsigned k = 0; k < cases[i].name_len; k++)
             g_string_append_c(body, 'a');
         g_string_append(body, "=\xe9t\xe9\n\nfirst\n--b\nContent-Type: text/plain\n\nsecond\n--b--\n");
-        msg = mq_message_parse(headers, strlen(headers), body->str, body->len, &err);
+        msg = mq_message_parse(headers, strlen(headers), body->str, body->len, &default_limits, &err);
         g_assert_nonnull(msg);
         g_assert_cmpint(mq_message_prepend_notice(msg, "NOTICE", &err), ==, cases[i].rc);
         g_assert_no_error(err);
