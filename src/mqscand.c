@@ -145,6 +145,39 @@ drop_privileges(const struct mq_config *config)
     mq_log_info("running as %s (uid %ld, gid %ld)", config->user, (long)uid, (long)gid);
 }
 
+/* Detaches like daemon(3), but the command returns only once the pid file
+ * names the detached process, so that whoever started mqscand (an init
+ * script, a health check's restart) can read it at once. */
+static void
+detach(int pidfd, const char *pid_path)
+{
+    int ready[2], devnull;
+    pid_t pid;
+    char byte;
+
+    if (pipe(ready) < 0 || (pid = fork()) < 0)
+        mq_log_fatal(EX_OSERR, "detach: %s", g_strerror(errno));
+    if (pid > 0) {
+        close(ready[1]);
+        /* EOF without the byte: the child died before it was ready. */
+        _exit(read(ready[0], &byte, 1) == 1 ? 0 : EX_OSERR);
+    }
+    close(ready[0]);
+    if (setsid() < 0 || chdir("/") < 0)
+        mq_log_fatal(EX_OSERR, "detach: %s", g_strerror(errno));
+    devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(devnull, 1) < 0 || dup2(devnull, 2) < 0)
+        mq_log_fatal(EX_OSERR, "detach: /dev/null: %s", g_strerror(errno));
+    if (devnull > 2)
+        close(devnull);
+    if (pidfd >= 0)
+        pidfile_write(pidfd, pid_path);
+    byte = 1;
+    if (write(ready[1], &byte, 1) != 1)
+        mq_log_warn("detach: cannot tell the starting process: %s", g_strerror(errno));
+    close(ready[1]);
+}
+
 /* The scanner process (see supervise.h). */
 static int
 scanner_main(void *data, unsigned generation)
@@ -275,12 +308,11 @@ main(int argc, char **argv)
         return error->code == MQ_ERROR_ENGINE ? EX_UNAVAILABLE : EX_CONFIG;
     }
     if (!once && !foreground) {
-        if (daemon(0, 0) < 0)
-            mq_log_fatal(EX_OSERR, "daemon: %s", g_strerror(errno));
+        detach(pidfd, pid_path);
         mq_log_open("mqscand", MQ_LOG_SINK_SYSLOG);
-    }
-    if (pidfd >= 0)
+    } else if (pidfd >= 0) {
         pidfile_write(pidfd, pid_path);
+    }
     mq_log_info("started (%s): %s", once ? "once" : "daemon", mq_daemon_describe(d));
 
     args = (struct scanner_args){ .daemon = d, .config_path = config_path, .once = once,
