@@ -580,7 +580,11 @@ message_notice_may_enter(GMimeObject *object)
  *    into pieces of 70 bytes minus the length of its name: with a name of
  *    70 bytes or so it makes no progress and appends to a string until
  *    memory runs out (GMime issue #165). Real names are a few bytes long.
- * A part with another name does not get the notice.
+ * And no value may have come as an RFC 2047 encoded word (a broken but
+ * common spelling of file names): GMime writes it back as one, quotes and
+ * semicolons encoded inside, and its parser decodes those before it splits
+ * the parameters, so the ones after it are lost.
+ * A part with another parameter does not get the notice.
  */
 #define MESSAGE_PARAM_NAME_MAX 60
 
@@ -592,9 +596,11 @@ message_params_rewritable(GMimeObject *object)
     int n = params != NULL ? g_mime_param_list_length(params) : 0;
 
     for (int i = 0; i < n; i++) {
-        const char *name = g_mime_param_get_name(g_mime_param_list_get_parameter_at(params, i));
+        GMimeParam *param = g_mime_param_list_get_parameter_at(params, i);
+        const char *name = g_mime_param_get_name(param);
 
-        if (name == NULL || *name == '\0' || strlen(name) > MESSAGE_PARAM_NAME_MAX)
+        if (name == NULL || *name == '\0' || strlen(name) > MESSAGE_PARAM_NAME_MAX
+            || g_mime_param_get_encoding_method(param) == GMIME_PARAM_ENCODING_METHOD_RFC2047)
             return false;
         for (const char *p = name; *p != '\0'; p++)
             if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f

@@ -955,11 +955,13 @@ test_unsplittable_multipart(void)
     mq_message_free(&msg);
 }
 
-/* A text part whose Content-Type has a parameter name GMime cannot write
- * back: 70 bytes with a value that needs RFC 2231 encoding (GMime 3.2.13
- * loops without end), or 8-bit (GMime's parser then stops there, and the
- * charset written after it is lost). The notice goes into the next text
- * part, or nowhere. Both found by fuzz-message. */
+/* A text part whose Content-Type has a parameter GMime cannot write back:
+ * a name of 70 bytes with a value that needs RFC 2231 encoding (GMime 3.2.13
+ * loops without end), an 8-bit name (GMime's parser then stops there, and
+ * the charset written after it is lost), a value in RFC 2047 encoded words
+ * (written back as one, with a quote inside that its parser decodes too
+ * early). The notice goes into the next text part, or nowhere. All found
+ * by fuzz-message. */
 static void
 test_notice_bad_parameter_name(void)
 {
@@ -972,6 +974,7 @@ test_notice_bad_parameter_name(void)
         { NULL, 70, "first" },      /* the notice went into the second part */
         { "cha\xe7-set", 0, "first" },
         { "x-y", 0, "NOTICE\n\nfirst" },
+        { "x=\"a\xd7; b==?koi8-r\"; y", 0, "first" },
     };
 
     for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
