@@ -711,12 +711,21 @@ message_notice_may_enter(GMimeObject *object)
 
 /*
  * True if GMime can write the Content-Type parameters of object again, as
- * it does when the notice sets the charset. GMime 3.2.13 folds a parameter
- * whose value needs RFC 2231 encoding into pieces of 70 bytes minus the
- * length of its name: with a name of 70 bytes or so it makes no progress
- * and appends to a string until memory runs out (GMime issue #165). Real
- * parameter names are a few bytes long; a part with one longer than
- * MESSAGE_PARAM_NAME_MAX does not get the notice.
+ * it does when the notice sets the charset, so that readers (GMime itself
+ * among them) read them back. Every parameter name must be an RFC 2045
+ * token of at most MESSAGE_PARAM_NAME_MAX bytes:
+ *  - GMime keeps a name with 8-bit bytes or specials as it came, in UTF-8,
+ *    and writes it so; its parser then stops at that name, and the charset
+ *    written after it is lost;
+ *  - GMime 3.2.13 folds a parameter whose value needs RFC 2231 encoding
+ *    into pieces of 70 bytes minus the length of its name: with a name of
+ *    70 bytes or so it makes no progress and appends to a string until
+ *    memory runs out (GMime issue #165). Real names are a few bytes long.
+ * And no value may have come as an RFC 2047 encoded word (a broken but
+ * common spelling of file names): GMime writes it back as one, quotes and
+ * semicolons encoded inside, and its parser decodes those before it splits
+ * the parameters, so the ones after it are lost.
+ * A part with another parameter does not get the notice.
  */
 #define MESSAGE_PARAM_NAME_MAX 60
 
@@ -728,10 +737,16 @@ message_params_rewritable(GMimeObject *object)
     int n = params != NULL ? g_mime_param_list_length(params) : 0;
 
     for (int i = 0; i < n; i++) {
-        const char *name = g_mime_param_get_name(g_mime_param_list_get_parameter_at(params, i));
+        GMimeParam *param = g_mime_param_list_get_parameter_at(params, i);
+        const char *name = g_mime_param_get_name(param);
 
-        if (name != NULL && strlen(name) > MESSAGE_PARAM_NAME_MAX)
+        if (name == NULL || *name == '\0' || strlen(name) > MESSAGE_PARAM_NAME_MAX
+            || g_mime_param_get_encoding_method(param) == GMIME_PARAM_ENCODING_METHOD_RFC2047)
             return false;
+        for (const char *p = name; *p != '\0'; p++)
+            if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f
+                || strchr("()<>@,;:\\\"/[]?=", *p) != NULL)
+                return false;
     }
     return true;
 }

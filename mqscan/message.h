@@ -106,12 +106,12 @@ void mq_message_replace_body(struct mq_message *msg, const char *text);
 bool mq_message_body_replaced(const struct mq_message *msg);
 
 /* Puts text (UTF-8) at the top of the first text/plain leaf that was not
- * replaced, and whose Content-Type GMime can write again (no parameter name
- * of more than 60 bytes), followed by a blank line. The part's content is
- * decoded from its charset and written back as UTF-8 (charset parameter
- * updated, a transfer encoding chosen for 7-bit transport), so any original
- * charset survives.
- * Leaves that are attachments (Content-Disposition: attachment, or a file
+ * replaced, and whose Content-Type GMime can write again (every parameter
+ * name an RFC 2045 token of at most 60 bytes, no value in RFC 2047 encoded
+ * words), followed by a blank line.
+ * The part's content is decoded from its charset and written back as UTF-8
+ * (charset parameter updated, a transfer encoding chosen for 7-bit
+ * transport), so any original charset survives. Leaves that are attachments (Content-Disposition: attachment, or a file
  * name) and attached messages are not used. If the leaf is the message's
  * top-level part, mq_message_body_replaced() becomes true: call this before
  * taking mq_message_content_headers().

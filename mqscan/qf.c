@@ -386,8 +386,9 @@ mq_qf_headers_blank_cr(struct mq_qf *qf)
  * headers after a rebuild), which must reach the reader as it is: a '?' in
  * place of a fold or of an 8-bit byte makes a parameter list that readers
  * (GMime among them) stop parsing, and the charset after it is lost. So a
- * line break followed by a TAB and a character stays, as a continuation
- * line, which cannot start a record; and a byte of 0x80 and above is
+ * line break followed by a TAB and anything but a blank stays, as a
+ * continuation line, which cannot start a record (and is never blank); and
+ * a byte of 0x80 and above is
  * written as sendmail writes the message's bytes, quoted when sendmail
  * uses it itself (see QF_METAQUOTE), so that it is never a macro.
  */
@@ -411,8 +412,8 @@ qf_add_header(struct mq_qf *qf, const char *name, const char *value, bool messag
     for (const char *p = value; *p != '\0' && v->len < limit; p++) {
         unsigned char c = (unsigned char)*p;
 
-        if (message_text && c == '\n' && p[1] == '\t' && (unsigned char)p[2] > ' '
-            && (unsigned char)p[2] != 0x7f && v->len + 2 < limit) {
+        if (message_text && c == '\n' && p[1] == '\t' && p[2] != '\0'
+            && strchr(" \t\r\n", p[2]) == NULL && v->len + 2 < limit) {
             g_string_append(v, "\n\t");
             p++;
         } else if (message_text && c >= 0x80) {

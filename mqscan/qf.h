@@ -93,8 +93,9 @@ void mq_qf_add_header(struct mq_qf *qf, const char *name, const char *value);
 
 /* Replaces the top-level MIME headers (Content-*, MIME-Version is kept) by
  * headers, an array of "Name: value" strings (from a rebuilt body), cleaned
- * as by mq_qf_add_header() except that folded lines ("\n\t" followed by a
- * character, as mq_message_content_headers() gives them) stay folded and
+ * as by mq_qf_add_header() except that folded lines ("\n\t" followed by
+ * anything but a blank, as mq_message_content_headers() gives them) stay
+ * folded and
  * 8-bit bytes stay, quoted as sendmail quotes them (mq_qf_headers_text()
  * gives them back as they were). */
 void mq_qf_replace_content_headers(struct mq_qf *qf, GPtrArray *headers);

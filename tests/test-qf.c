@@ -617,6 +617,7 @@ test_replace_content_headers_folded(void)
         { "Content-Type: a\n\t\n\tb", " a??\n\tb", " a??\n\tb" },
         { "Content-Type: a\n\t", " a??", " a??" },
         { "Content-Type: a\r\n\tb", " a?\n\tb", " a?\n\tb" },
+        { "Content-Type: a\n\t\x04" "b", " a\n\t?b", " a\n\t?b" },
         { "Content-Type: a\n\t\x81g", " a\n\t\377\201g", " a\n\t\201g" },
         { "Content-Type: a; name=\"caf\xc3\xa9\"", " a; name=\"caf\xc3\xa9\"",
           " a; name=\"caf\xc3\xa9\"" },
