@@ -111,10 +111,11 @@ bool mq_message_body_replaced(const struct mq_message *msg);
  * words), followed by a blank line.
  * The part's content is decoded from its charset and written back as UTF-8
  * (charset parameter updated, a transfer encoding chosen for 7-bit
- * transport), so any original charset survives. Leaves that are attachments (Content-Disposition: attachment, or a file
- * name) and attached messages are not used. If the leaf is the message's
- * top-level part, mq_message_body_replaced() becomes true: call this before
- * taking mq_message_content_headers().
+ * transport), so any original charset survives. Leaves that are attachments
+ * (Content-Disposition: attachment, or a file name) and attached messages
+ * are not used. If the leaf is the message's top-level part,
+ * mq_message_body_replaced() becomes true: call this before taking
+ * mq_message_content_headers().
  * Returns 1 if a part got the notice, 0 if the message has no such part, -1
  * with err if the part could not be rewritten. */
 int mq_message_prepend_notice(struct mq_message *msg, const char *text, GError **err);
