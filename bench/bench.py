@@ -40,6 +40,8 @@ Environment (all optional):
   BENCH_SCAN_TMP   libclamav's temporary directory (default: a directory on
                    /dev/shm, as mqscan.conf recommends tmpfs; else BENCH_DIR)
   BENCH_KEEP       keep the run directories
+  BENCH_CASES      the cases to run, of "corpus gen workers sizes" (default:
+                   all); "gen" alone is the quick check of the main figure
 Required (set by bench/Makefile): MQSCAND, SCAN_FLOOR, SRCDIR, CONFDIR,
 SHARED_DIR.
 """
@@ -79,6 +81,7 @@ WORKERS = int(env("BENCH_WORKERS", "2"))
 GEN_SET = int(env("BENCH_SET", "10000"))
 REPEAT = max(1, int(env("BENCH_REPEAT", "1")))
 KEEP = bool(os.environ.get("BENCH_KEEP"))
+CASES = set(env("BENCH_CASES", "corpus gen workers sizes").split())
 GEN = os.path.join(SRCDIR, "bench", "gen-messages.py")
 LIB = os.path.join(SRCDIR, "tests", "lib.sh")
 
@@ -473,7 +476,7 @@ def print_case(title, res):
             (fl["user"] + fl["sys"]) / res["n"] * 1000, "-", fl["seconds"]))
         print("  mqscand = %.2f of the floor; its CPU per message is %.2f times the floor's"
               % (rate(res) / floor_rate(res), res["cpu"] / (fl["user"] + fl["sys"])))
-    print("  stages (share of %.1f s for all messages; %.2f s after batches, workers idle):"
+    print("  stages (share of %.1f s for all messages; %.2f s finishing batches, main thread):"
           % (res["busy"], res["after_batches"]))
     print("    " + ", ".join("%s %.1f%%" % (n, pct) for n, _, pct in res["stages"]))
     print("  outcome: %d clean, %d passed, %d cleaned, %d quarantined, %d deleted, %d held"
@@ -556,38 +559,45 @@ def bench(scan_tmp):
           "checks inbound, notifications), spam never stopped before the scan; seed %d%s"
           % (SEED, "; best of %d runs" % REPEAT if REPEAT > 1 else ""))
 
-    res = run_case("corpus", corpus, 10 ** 9, WORKERS, scan_tmp, {}, set())
-    print_case("(a) corpus (ham, spam, mime)", res)
+    if "corpus" in CASES:
+        res = run_case("corpus", corpus, 10 ** 9, WORKERS, scan_tmp, {}, set())
+        print_case("(a) corpus (ham, spam, mime)", res)
     by_size = {}
-    res_gen = run_case("gen", gen, GEN_SET, WORKERS, scan_tmp, msgids, infected)
-    print_case("(b) generated set", res_gen)
-    by_size[GEN_SET] = res_gen
-    res_one = run_case("gen-1", gen, GEN_SET, 1, scan_tmp, msgids, infected)
-    print_case("(b) generated set, one worker", res_one)
-    for n in SIZES:
-        if n not in by_size:
-            by_size[n] = run_case("gen-%d" % n, gen, n, WORKERS, scan_tmp, msgids, infected,
-                                  floor=False)
-
-    print("\n== workers (generated set) ==")
-    print("  %-9s %14s %12s %10s" % ("workers", "mqscand msg/s", "floor msg/s", "of floor"))
-    for r in (res_one, res_gen):
-        print("  %-9d %14.1f %12.1f %10.2f" % (r["workers"], rate(r), floor_rate(r),
-                                               rate(r) / floor_rate(r)))
-    print("\n== queue length (generated set, workers = %d): cost per message must stay flat ==" %
-          WORKERS)
-    print("  %-9s %9s %16s %14s %16s" % ("waiting", "msg/s", "CPU s/1000 msgs", "peak RSS MB",
-                                         "RSS/msg waiting"))
-    sizes = sorted(by_size)
-    for n in sizes:
-        r = by_size[n]
-        growth = ""
-        if n != sizes[0]:
-            growth = "%.0f bytes" % ((r["maxrss"] - by_size[sizes[0]]["maxrss"]) / (n - sizes[0]))
-        print("  %-9d %9.1f %16.2f %14.1f %16s" % (n, rate(r), r["cpu"] / r["n"] * 1000,
-                                                   r["maxrss"] / 1e6, growth))
-    print("\nRESULT: generated set, workers = %d: %.1f msg/s = %.2f of the floor (%.1f msg/s)"
-          % (WORKERS, rate(res_gen), rate(res_gen) / floor_rate(res_gen), floor_rate(res_gen)))
+    res_gen = res_one = None
+    if "gen" in CASES or "workers" in CASES:
+        res_gen = run_case("gen", gen, GEN_SET, WORKERS, scan_tmp, msgids, infected)
+        print_case("(b) generated set", res_gen)
+        by_size[GEN_SET] = res_gen
+    if "workers" in CASES:
+        res_one = run_case("gen-1", gen, GEN_SET, 1, scan_tmp, msgids, infected)
+        print_case("(b) generated set, one worker", res_one)
+        print("\n== workers (generated set) ==")
+        print("  %-9s %14s %12s %10s" % ("workers", "mqscand msg/s", "floor msg/s", "of floor"))
+        for r in (res_one, res_gen):
+            print("  %-9d %14.1f %12.1f %10.2f" % (r["workers"], rate(r), floor_rate(r),
+                                                   rate(r) / floor_rate(r)))
+    if "sizes" in CASES:
+        for n in SIZES:
+            if n not in by_size:
+                by_size[n] = run_case("gen-%d" % n, gen, n, WORKERS, scan_tmp, msgids,
+                                      infected, floor=False)
+        print("\n== queue length (generated set, workers = %d): cost per message must stay "
+              "flat ==" % WORKERS)
+        print("  %-9s %9s %16s %14s %16s" % ("waiting", "msg/s", "CPU s/1000 msgs",
+                                             "peak RSS MB", "RSS/msg waiting"))
+        sizes = sorted(by_size)
+        for n in sizes:
+            r = by_size[n]
+            growth = ""
+            if n != sizes[0]:
+                growth = "%.0f bytes" % ((r["maxrss"] - by_size[sizes[0]]["maxrss"])
+                                         / (n - sizes[0]))
+            print("  %-9d %9.1f %16.2f %14.1f %16s" % (n, rate(r), r["cpu"] / r["n"] * 1000,
+                                                       r["maxrss"] / 1e6, growth))
+    if res_gen is not None:
+        print("\nRESULT: generated set, workers = %d: %.1f msg/s = %.2f of the floor (%.1f msg/s)"
+              % (WORKERS, rate(res_gen), rate(res_gen) / floor_rate(res_gen),
+                 floor_rate(res_gen)))
     return True
 
 
