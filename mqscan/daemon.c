@@ -35,6 +35,8 @@
 #define DAEMON_LOCKED_RETRY_MS 500
 /* How often the main thread looks for a message past message_time_limit. */
 #define DAEMON_WATCHDOG_TICK_US (250 * 1000)
+#define DAEMON_COMMIT_GROUP 16
+#define DAEMON_COMMIT_DELAY_US (20 * 1000)
 /* The records of messages being processed, under state_dir. */
 #define DAEMON_ATTEMPTS_DIR "processing"
 
@@ -58,7 +60,14 @@ struct daemon_stats {
     unsigned long counts[MQ_OUTCOME_COUNT];
     uint64_t bytes;
     uint64_t stage_us[MQ_STAGE_COUNT];  /* summed over every message, all workers */
-    uint64_t after_batch_us;            /* statistics, notices, heartbeat: workers idle */
+    uint64_t after_batch_us;            /* statistics, notices, heartbeat (main thread) */
+};
+
+/* A batch: its tasks, and which of them run on their own. */
+struct daemon_batch {
+    GPtrArray *tasks;           /* struct daemon_task *, every one, owned */
+    GPtrArray *common;          /* handed to the workers together */
+    GPtrArray *alone;           /* suspects: one at a time, after the others */
 };
 
 struct mq_daemon {
@@ -77,6 +86,11 @@ struct mq_daemon {
     struct daemon_stats stats;
     struct mq_stats *stats_db;      /* NULL if it cannot be opened: counted nowhere */
     long heartbeat_pid;             /* the pid the pid file names */
+    /* The next batch, already with the workers while the last one is
+     * committed and recorded; see daemon_prefetch(). */
+    struct daemon_batch *next;
+    int signal_fd;
+    bool stopping;
 };
 
 struct daemon_task {
@@ -238,6 +252,7 @@ mq_daemon_new(struct mq_config *config, bool watch, GError **err)
     d->done = g_async_queue_new();
     d->heartbeat_pid = (long)getpid();
     d->reload_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    d->signal_fd = -1;
     if (d->reload_fd < 0)
         mq_log_fatal(EX_OSERR, "eventfd: %s", g_strerror(errno));
     /* No thread may exist yet: the program may still fork to detach, and
@@ -488,8 +503,6 @@ daemon_notify(struct mq_daemon *d, GPtrArray *reports)
     g_date_time_unref(now);
 }
 
-/* Runs one batch to completion. In once mode, messages that cannot be
- * finished are forgotten and counted in *left. */
 /* (Re)opens the statistics database in state_dir. Only ever after any
  * fork: an SQLite handle must not cross one. */
 static void
@@ -576,28 +589,45 @@ daemon_commit(struct mq_daemon *d, GPtrArray *tasks, guint from)
     g_free(results);
 }
 
-/* Hands tasks to the workers and waits until all are done, watching the
- * time each one takes. Group commit while the workers go on: whatever is
- * done when no other result is waiting is committed together, so the
- * disk's latency overlaps the scanning and a slow disk makes the groups
- * larger. */
+static void daemon_prefetch(struct mq_daemon *d, bool once);
+
+/* Waits until the workers are done with tasks (already handed to them),
+ * watching the time each one takes. Group commit while the workers go on:
+ * results are committed together once DAEMON_COMMIT_GROUP of them wait, or
+ * the oldest has waited DAEMON_COMMIT_DELAY_US, or the last is in, and
+ * never while another result is ready to join them. Each commit costs a
+ * file system sync and two directory fsyncs whatever its size, so the
+ * groups amortise it; a slow disk makes them larger still. If last, the
+ * next batch goes to the workers before the final commit. */
 static void
-daemon_run_tasks(struct mq_daemon *d, GPtrArray *tasks)
+daemon_run_tasks(struct mq_daemon *d, GPtrArray *tasks, bool last, bool once)
 {
     GPtrArray *done = g_ptr_array_new();
     guint committed = 0;
+    gint64 oldest = 0;          /* when the oldest uncommitted result came */
 
-    for (guint i = 0; i < tasks->len; i++)
-        g_thread_pool_push(d->pool, g_ptr_array_index(tasks, i), NULL);
     while (done->len < tasks->len) {
-        struct daemon_task *t = g_async_queue_timeout_pop(d->done, DAEMON_WATCHDOG_TICK_US);
+        guint64 wait = DAEMON_WATCHDOG_TICK_US;
+        gint64 now = g_get_monotonic_time();
+        struct daemon_task *t;
+
+        if (done->len > committed)
+            wait = (guint64)MAX(0, MIN((gint64)wait, oldest + DAEMON_COMMIT_DELAY_US - now));
+        t = g_async_queue_timeout_pop(d->done, wait);
+        now = g_get_monotonic_time();
         if (t == NULL) {
             daemon_watchdog(d, tasks);
-            continue;
+        } else {
+            t->finished = true;
+            if (done->len == committed)
+                oldest = now;
+            g_ptr_array_add(done, t);
         }
-        t->finished = true;
-        g_ptr_array_add(done, t);
-        if (g_async_queue_length(d->done) <= 0 || done->len == tasks->len) {
+        if (done->len == tasks->len && last)
+            daemon_prefetch(d, once);
+        if (done->len > committed && g_async_queue_length(d->done) <= 0
+            && (done->len == tasks->len || done->len - committed >= DAEMON_COMMIT_GROUP
+                || now - oldest >= DAEMON_COMMIT_DELAY_US)) {
             daemon_commit(d, done, committed);
             committed = done->len;
         }
@@ -605,40 +635,86 @@ daemon_run_tasks(struct mq_daemon *d, GPtrArray *tasks)
     g_ptr_array_unref(done);
 }
 
-/* Runs one batch to completion. Messages with unfinished earlier attempts
- * (the process died while they were in hand) run one at a time after the
+/* Makes the tasks of a batch of ids and hands the common ones to the
+ * workers. Messages with unfinished earlier attempts (the process died
+ * while they were in hand) are kept apart, to run one at a time after the
  * others, so that the next crash is blamed on the message that caused it
- * and not on whatever ran beside it. In once mode, messages that cannot be
- * finished are forgotten and counted in *left. */
-static void
-daemon_run_batch(struct mq_daemon *d, GPtrArray *ids, bool once, int64_t once_deadline,
-                 unsigned *left)
+ * and not on whatever ran beside it. */
+static struct daemon_batch *
+daemon_batch_start(struct mq_daemon *d, GPtrArray *ids)
 {
-    GPtrArray *tasks = g_ptr_array_new(), *reports = g_ptr_array_new();
-    GPtrArray *common = g_ptr_array_new(), *alone = g_ptr_array_new();
-    int64_t now;
-    gint64 after_start;
+    struct daemon_batch *b = g_new0(struct daemon_batch, 1);
 
+    b->tasks = g_ptr_array_new();
+    b->common = g_ptr_array_new();
+    b->alone = g_ptr_array_new();
     for (guint i = 0; i < ids->len; i++) {
         struct daemon_task *task = g_new0(struct daemon_task, 1);
         task->ctx = &d->rt->ctx;
         task->attempts = d->rt->attempts;
         task->id = g_strdup(g_ptr_array_index(ids, i));
-        g_ptr_array_add(tasks, task);
-        g_ptr_array_add(mq_attempts_count(task->attempts, task->id) > 0 ? alone : common, task);
+        g_ptr_array_add(b->tasks, task);
+        g_ptr_array_add(mq_attempts_count(task->attempts, task->id) > 0 ? b->alone : b->common,
+                        task);
     }
-    daemon_run_tasks(d, common);
-    for (guint i = 0; i < alone->len; i++) {
-        struct daemon_task *task = g_ptr_array_index(alone, i);
+    for (guint i = 0; i < b->common->len; i++)
+        g_thread_pool_push(d->pool, g_ptr_array_index(b->common, i), NULL);
+    return b;
+}
+
+/* True if fd has something to read. */
+static bool
+daemon_readable(int fd)
+{
+    struct pollfd pfd = { .fd = fd, .events = POLLIN };
+
+    return poll(&pfd, 1, 0) > 0 && (pfd.revents & POLLIN);
+}
+
+/* Starts the next batch, if one is due, while the main thread finishes the
+ * last one (its final commit, statistics, notices): the workers need not
+ * wait for the disk between batches. Not when a signal or a finished
+ * reload waits: those are acted on between batches, with none in hand
+ * (a reload replaces the runtime the tasks point to). */
+static void
+daemon_prefetch(struct mq_daemon *d, bool once)
+{
+    int64_t wake;
+    GPtrArray *ids;
+
+    if (d->next != NULL || d->stopping || daemon_readable(d->signal_fd)
+        || daemon_readable(d->reload_fd))
+        return;
+    ids = mq_batcher_take(d->batcher, daemon_now_ms(), once, &wake);
+    if (ids == NULL)
+        return;
+    d->next = daemon_batch_start(d, ids);
+    g_ptr_array_unref(ids);
+}
+
+/* Runs a started batch to completion, and frees it. In once mode,
+ * messages that cannot be finished are forgotten and counted in *left. */
+static void
+daemon_run_batch(struct mq_daemon *d, struct daemon_batch *batch, bool once,
+                 int64_t once_deadline, unsigned *left)
+{
+    GPtrArray *tasks = batch->tasks, *reports = g_ptr_array_new();
+    int64_t now;
+    gint64 after_start;
+
+    daemon_run_tasks(d, batch->common, batch->alone->len == 0, once);
+    for (guint i = 0; i < batch->alone->len; i++) {
+        struct daemon_task *task = g_ptr_array_index(batch->alone, i);
         GPtrArray *one = g_ptr_array_new();
         g_ptr_array_add(one, task);
         mq_log_info("%s: %u earlier attempt(s) did not finish; processing it on its own",
                     task->id, mq_attempts_count(task->attempts, task->id));
-        daemon_run_tasks(d, one);
+        g_thread_pool_push(d->pool, task, NULL);
+        daemon_run_tasks(d, one, i + 1 == batch->alone->len, once);
         g_ptr_array_unref(one);
     }
-    g_ptr_array_unref(common);
-    g_ptr_array_unref(alone);
+    g_ptr_array_unref(batch->common);
+    g_ptr_array_unref(batch->alone);
     for (guint i = 0; i < tasks->len; i++) {
         struct daemon_task *task = g_ptr_array_index(tasks, i);
         enum mq_outcome o = task->result.outcome;
@@ -673,6 +749,7 @@ daemon_run_batch(struct mq_daemon *d, GPtrArray *ids, bool once, int64_t once_de
     }
     g_ptr_array_unref(reports);
     g_ptr_array_unref(tasks);
+    g_free(batch);
     daemon_heartbeat(d);
     d->stats.after_batch_us += (uint64_t)(g_get_monotonic_time() - after_start);
 }
@@ -790,7 +867,6 @@ mq_daemon_run(struct mq_daemon *d, bool once)
 {
     sigset_t set;
     int sfd;
-    bool stopping = false;
     unsigned left = 0;
     int64_t start = daemon_now_ms(), next_rescan = 0, next_heartbeat = 0;
     int64_t once_deadline = start + DAEMON_ONCE_LOCK_WAIT_MS;
@@ -802,6 +878,8 @@ mq_daemon_run(struct mq_daemon *d, bool once)
     sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
     if (sfd < 0)
         mq_log_fatal(EX_OSERR, "signalfd: %s", g_strerror(errno));
+    d->signal_fd = sfd;
+    d->stopping = false;
     daemon_set_pool(d);
     daemon_open_stats(d);
 
@@ -811,9 +889,10 @@ mq_daemon_run(struct mq_daemon *d, bool once)
                     d->rt->config->incoming_queue_dir);
     next_rescan = start + (int64_t)d->rt->config->rescan_interval * 1000;
 
-    while (!stopping) {
+    while (!d->stopping) {
         int64_t now = daemon_now_ms(), wake = INT64_MAX, timeout;
-        GPtrArray *batch;
+        struct daemon_batch *batch = g_steal_pointer(&d->next);
+        GPtrArray *taken;
         struct pollfd pfd[3];
         int nfds = 0;
 
@@ -828,10 +907,12 @@ mq_daemon_run(struct mq_daemon *d, bool once)
             daemon_heartbeat(d);
             next_heartbeat = now + (int64_t)d->rt->config->rescan_interval * 1000;
         }
-        batch = mq_batcher_take(d->batcher, now, once, &wake);
+        if (batch == NULL && (taken = mq_batcher_take(d->batcher, now, once, &wake)) != NULL) {
+            batch = daemon_batch_start(d, taken);
+            g_ptr_array_unref(taken);
+        }
         if (batch != NULL) {
             daemon_run_batch(d, batch, once, once_deadline, &left);
-            g_ptr_array_unref(batch);
             timeout = 0;    /* check signals and wake-ups, then go on */
         } else {
             int64_t until = once ? wake : MIN(wake, MIN(next_rescan, next_heartbeat));
@@ -859,11 +940,11 @@ mq_daemon_run(struct mq_daemon *d, bool once)
                     }
                 } else {
                     mq_log_info("signal %u: stopping", si.ssi_signo);
-                    stopping = true;
+                    d->stopping = true;
                 }
             }
         }
-        if (pfd[1].revents & POLLIN)
+        if ((pfd[1].revents & POLLIN) && d->next == NULL)
             daemon_reload_finish(d);
         if (nfds > 2 && (pfd[2].revents & POLLIN)) {
             GPtrArray *ids = g_ptr_array_new_with_free_func(g_free);
@@ -878,7 +959,11 @@ mq_daemon_run(struct mq_daemon *d, bool once)
         }
     }
 
+    /* The batch started before the signal came is finished, not dropped. */
+    if (d->next != NULL)
+        daemon_run_batch(d, g_steal_pointer(&d->next), once, once_deadline, &left);
     close(sfd);
+    d->signal_fd = -1;
     daemon_summary(d, (double)(daemon_now_ms() - start) / 1000.0);
     if (once && left > 0) {
         mq_log_error("%u messages left in %s (could not be scanned or claimed)", left,

@@ -37,6 +37,8 @@ struct mq_process_pending {
     struct mq_queue *outgoing;
     struct mq_queue_entry *entry;   /* the original, still claimed */
     char *staged_id;                /* the staged outgoing entry, or NULL */
+    struct mq_quarantine *quarantine;
+    char *quarantine_id;            /* the staged quarantine entry, or NULL */
 };
 
 /* Everything one message needs while it is processed; freed at the end. */
@@ -673,7 +675,7 @@ process_quarantine(struct process_job *job, GError **err)
     rec.when = time(NULL);
     qf_raw = mq_queue_entry_qf_raw(job->entry, &qf_len);
     df = mq_queue_entry_df(job->entry, &df_len);
-    qid = mq_quarantine_store(job->ctx->quarantine, &rec, qf_raw, qf_len, df, df_len, err);
+    qid = mq_quarantine_stage(job->ctx->quarantine, &rec, qf_raw, qf_len, df, df_len, err);
 
     g_free(subject);
     g_string_free(reason, TRUE);
@@ -890,6 +892,10 @@ process_act(struct process_job *job, struct mq_process_result *r)
     job->entry = NULL;
     if (out_id != NULL && !dup)
         r->pending->staged_id = g_strdup(out_id);
+    r->pending->quarantine = job->ctx->quarantine;
+    r->pending->quarantine_id = g_steal_pointer(&qid);
+    if (r->pending->quarantine_id != NULL)
+        qid = g_strdup(r->pending->quarantine_id);
     if (process_spam_rejects(job))
         process_spam_reject(job, qid, detail);
     process_lap(job, MQ_STAGE_WRITE);
@@ -906,6 +912,8 @@ engine:
     goto done;
 fail:
     process_lap(job, MQ_STAGE_WRITE);       /* mostly a write that failed */
+    if (qid != NULL)
+        mq_quarantine_unstage(job->ctx->quarantine, qid);
     r->outcome = MQ_OUTCOME_DEFERRED;
     r->detail = g_strdup(error ? error->message : "unknown error");
 done:
@@ -1104,25 +1112,28 @@ process_pending_free(struct mq_process_pending *p)
         return;
     if (p->staged_id != NULL)
         mq_queue_unstage(p->outgoing, p->staged_id);
+    if (p->quarantine_id != NULL)
+        mq_quarantine_unstage(p->quarantine, p->quarantine_id);
     g_free(p->staged_id);
+    g_free(p->quarantine_id);
     mq_queue_entry_free(&p->entry);
     g_free(p);
 }
 
-/* A result whose outgoing entry could not be committed: deferred, its
- * original left in the incoming queue. */
+/* A result whose outgoing (or quarantine) entry could not be committed:
+ * deferred, its original left in the incoming queue, whatever it staged
+ * removed. */
 static void
-process_uncommitted(struct mq_process_result *r, const GError *error)
+process_uncommitted(struct mq_process_result *r, const char *where, const GError *error)
 {
     const char *id = mq_queue_entry_id(r->pending->entry);
 
-    mq_log_error("%s: verdict=deferred not committed to the outgoing queue, left in the "
-                 "incoming queue: %s", id, error != NULL ? error->message : "unknown error");
+    mq_log_error("%s: verdict=deferred not committed to the %s, left in the incoming queue: %s",
+                 id, where, error != NULL ? error->message : "unknown error");
     r->outcome = MQ_OUTCOME_DEFERRED;
     g_free(r->detail);
     r->detail = g_strdup_printf("not committed: %s", error != NULL ? error->message : "?");
     g_clear_pointer(&r->report, process_report_free);
-    g_clear_pointer(&r->pending->staged_id, g_free);     /* already unstaged */
     g_clear_pointer(&r->pending, process_pending_free);
 }
 
@@ -1135,28 +1146,53 @@ mq_process_commit(const struct mq_process_ctx *ctx, struct mq_process_result *co
     gint64 start = g_get_monotonic_time();
     uint64_t sync_start = mq_fs_sync_us(), sync_us, total_us;
     GError *error = NULL;
-    bool *failed;
+    bool *failed = g_new0(bool, n + 1);
 
     for (size_t i = 0; i < n; i++) {
         struct mq_process_pending *p = results[i]->pending;
         if (p == NULL)
             continue;
         g_ptr_array_add(members, results[i]);
-        if (p->staged_id != NULL) {
-            g_ptr_array_add(staged, p->staged_id);
+        if (p->quarantine_id != NULL) {
+            g_ptr_array_add(staged, p->quarantine_id);
             g_ptr_array_add(owners, results[i]);
         }
     }
-    failed = g_new0(bool, staged->len + 1);
+    /* The quarantine first: an original goes only once every copy of it,
+     * outgoing and quarantined, is durable. */
+    if (staged->len > 0)
+        mq_quarantine_commit(ctx->quarantine, (const char *const *)staged->pdata, staged->len,
+                             ctx->config->queue_sync_fs ? MQ_QUARANTINE_SYNCFS : 0, failed,
+                             &error);
+    for (guint j = 0; j < owners->len; j++) {
+        struct mq_process_result *r = g_ptr_array_index(owners, j);
+        if (failed[j])
+            process_uncommitted(r, "quarantine", error);
+        else
+            g_clear_pointer(&r->pending->quarantine_id, g_free);    /* durable now */
+    }
+    g_clear_error(&error);
+    g_ptr_array_set_size(staged, 0);
+    g_ptr_array_set_size(owners, 0);
+
+    for (guint i = 0; i < members->len; i++) {
+        struct mq_process_result *r = g_ptr_array_index(members, i);
+        if (r->pending != NULL && r->pending->staged_id != NULL) {
+            g_ptr_array_add(staged, r->pending->staged_id);
+            g_ptr_array_add(owners, r);
+        }
+    }
     if (staged->len > 0)
         mq_queue_commit(ctx->outgoing, (const char *const *)staged->pdata, staged->len,
                         ctx->config->queue_sync_fs ? MQ_QUEUE_SYNCFS : 0, failed, &error);
     for (guint j = 0; j < owners->len; j++) {
         struct mq_process_result *r = g_ptr_array_index(owners, j);
-        if (failed[j])
-            process_uncommitted(r, error);
-        else
+        if (failed[j]) {
+            g_clear_pointer(&r->pending->staged_id, g_free);     /* already unstaged */
+            process_uncommitted(r, "outgoing queue", error);
+        } else {
             g_clear_pointer(&r->pending->staged_id, g_free);    /* durable now */
+        }
     }
     g_clear_error(&error);
 

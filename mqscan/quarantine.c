@@ -165,24 +165,42 @@ quarantine_meta_add(GString *meta, const char *key, const char *value)
     g_free(clean);
 }
 
+/* Writes name in the entry directory entryfd, its writeback started; made
+ * durable by quarantine_sync_entry() or a syncfs(). */
 static int
-quarantine_write_in(int parentfd, const char *dirname, const char *name,
-                    const void *buf, size_t len, GError **err)
+quarantine_write_in(int entryfd, const char *name, const void *buf, size_t len, GError **err)
 {
-    int fd = openat(parentfd, dirname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    int rc;
+    return mq_fs_write_new(entryfd, name, buf, len, MQ_FS_WRITEBACK, err);
+}
 
-    if (fd < 0) {
-        g_set_error(err, MQ_ERROR, mq_error_from_errno(errno), "open %s: %s", dirname,
-                    g_strerror(errno));
+/* Every file of the entry tmp/entry (its names are only ours), then the
+ * entry directory itself, fsynced. */
+static int
+quarantine_sync_entry(struct mq_quarantine *q, const char *entry, GError **err)
+{
+    int fd = openat(q->tmpfd, entry, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int rc = 0;
+    DIR *dir;
+    struct dirent *de;
+
+    if (fd < 0 || (dir = fdopendir(fd)) == NULL) {
+        g_set_error(err, MQ_ERROR, mq_error_from_errno(errno), "quarantine: open tmp/%s: %s",
+                    entry, g_strerror(errno));
+        if (fd >= 0)
+            close(fd);
         return -1;
     }
-    rc = mq_fs_write_new(fd, name, buf, len, MQ_FS_SYNC, err);
+    while (rc == 0 && (de = readdir(dir)) != NULL) {
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+            rc = mq_fs_fsync_at(dirfd(dir), de->d_name, err);
+    }
     if (rc == 0)
-        rc = mq_fs_fsync_dir(fd, err);
-    close(fd);
+        rc = mq_fs_fsync_dir(dirfd(dir), err);
+    closedir(dir);
     return rc;
 }
+
+static void quarantine_split_id(const char *id, char day[9], char entry[MQ_ID_MAX * 2 + 2]);
 
 /* Best effort after a failed store: leave no half entry in tmp/. The names
  * in it are only ours (qf, df, meta, part-N). */
@@ -207,7 +225,7 @@ quarantine_remove_tmp(struct mq_quarantine *q, const char *entry)
 }
 
 char *
-mq_quarantine_store(struct mq_quarantine *q, const struct mq_quarantine_record *rec,
+mq_quarantine_stage(struct mq_quarantine *q, const struct mq_quarantine_record *rec,
                     const char *qf, size_t qf_len, const char *df, size_t df_len,
                     GError **err)
 {
@@ -218,7 +236,7 @@ mq_quarantine_store(struct mq_quarantine *q, const struct mq_quarantine_record *
     GDateTime *now = NULL;
     char *id = NULL, *daystr;
     bool made = false;
-    int dayfd = -1;
+    int entryfd = -1;
 
     if (!mq_fs_id_ok(rec->queue_id))
         mq_log_panic("quarantine: invalid queue id");
@@ -273,46 +291,154 @@ mq_quarantine_store(struct mq_quarantine *q, const struct mq_quarantine_record *
                                rec->parts[i].len);
     g_string_append(meta, "end\n");
 
-    if (quarantine_write_in(q->tmpfd, entry, "qf", qf, qf_len, err) < 0 ||
-        quarantine_write_in(q->tmpfd, entry, "df", df, df_len, err) < 0)
+    entryfd = openat(q->tmpfd, entry, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (entryfd < 0) {
+        g_set_error(err, MQ_ERROR, mq_error_from_errno(errno), "quarantine: open tmp/%s: %s",
+                    entry, g_strerror(errno));
+        goto done;
+    }
+    if (quarantine_write_in(entryfd, "qf", qf, qf_len, err) < 0 ||
+        quarantine_write_in(entryfd, "df", df, df_len, err) < 0)
         goto done;
     for (size_t i = 0; i < rec->n_parts; i++) {
         char name[32];
         g_snprintf(name, sizeof(name), "part-%u", rec->parts[i].number);
-        if (quarantine_write_in(q->tmpfd, entry, name, rec->parts[i].data, rec->parts[i].len,
-                                err) < 0)
+        if (quarantine_write_in(entryfd, name, rec->parts[i].data, rec->parts[i].len, err) < 0)
             goto done;
     }
     /* meta last: an entry whose meta ends in "end" is complete. */
-    if (quarantine_write_in(q->tmpfd, entry, "meta", meta->str, meta->len, err) < 0)
-        goto done;
-
-    if (quarantine_mkdirat(q->dirfd, day, err) < 0)
-        goto done;
-    dayfd = openat(q->dirfd, day, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (dayfd < 0) {
-        g_set_error(err, MQ_ERROR, mq_error_from_errno(errno), "quarantine: open %s: %s", day,
-                    g_strerror(errno));
-        goto done;
-    }
-    if (renameat(q->tmpfd, entry, dayfd, entry) < 0) {
-        g_set_error(err, MQ_ERROR, mq_error_from_errno(errno), "quarantine: rename %s: %s",
-                    entry, g_strerror(errno));
-        goto done;
-    }
-    if (mq_fs_fsync_dir(dayfd, err) < 0 || mq_fs_fsync_dir(q->tmpfd, err) < 0 ||
-        mq_fs_fsync_dir(q->dirfd, err) < 0)
+    if (quarantine_write_in(entryfd, "meta", meta->str, meta->len, err) < 0)
         goto done;
     id = g_strdup_printf("%s-%s", day, entry);
 
 done:
     if (id == NULL && made)
         quarantine_remove_tmp(q, entry);
-    if (dayfd >= 0)
-        close(dayfd);
+    if (entryfd >= 0)
+        close(entryfd);
     if (meta != NULL)
         g_string_free(meta, TRUE);
     g_date_time_unref(now);
+    return id;
+}
+
+void
+mq_quarantine_unstage(struct mq_quarantine *q, const char *id)
+{
+    char day[9], entry[MQ_ID_MAX * 2 + 2];
+
+    quarantine_split_id(id, day, entry);
+    quarantine_remove_tmp(q, entry);
+}
+
+int
+mq_quarantine_commit(struct mq_quarantine *q, const char *const *ids, size_t n, unsigned flags,
+                     bool *failed, GError **err)
+{
+    GHashTable *dayfds = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    GHashTableIter it;
+    gpointer key, value;
+    size_t ok = 0;
+    bool made_day = false;
+    GError *first = NULL;
+
+    /* The files, durable where they are (tmp/ is never read as entries). */
+    if ((flags & MQ_QUARANTINE_SYNCFS) && mq_fs_syncfs(q->tmpfd, &first) < 0) {
+        for (size_t i = 0; i < n; i++)
+            failed[i] = true;
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char day[9], entry[MQ_ID_MAX * 2 + 2];
+        GError *e = NULL;
+        int dayfd;
+
+        failed[i] = true;
+        if (!mq_quarantine_id_ok(ids[i]))
+            mq_log_panic("quarantine: committing an invalid ID");
+        quarantine_split_id(ids[i], day, entry);
+        if (!(flags & MQ_QUARANTINE_SYNCFS) && quarantine_sync_entry(q, entry, &e) < 0)
+            goto next;
+        dayfd = GPOINTER_TO_INT(g_hash_table_lookup(dayfds, day)) - 1;
+        if (dayfd < 0) {
+            struct stat st;
+            if (fstatat(q->dirfd, day, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                made_day = true;
+            if (quarantine_mkdirat(q->dirfd, day, &e) < 0)
+                goto next;
+            dayfd = openat(q->dirfd, day, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (dayfd < 0) {
+                g_set_error(&e, MQ_ERROR, mq_error_from_errno(errno), "quarantine: open %s: %s",
+                            day, g_strerror(errno));
+                goto next;
+            }
+            g_hash_table_insert(dayfds, g_strdup(day), GINT_TO_POINTER(dayfd + 1));
+        }
+        if (renameat(q->tmpfd, entry, dayfd, entry) < 0) {
+            g_set_error(&e, MQ_ERROR, mq_error_from_errno(errno), "quarantine: rename %s: %s",
+                        entry, g_strerror(errno));
+            goto next;
+        }
+        failed[i] = false;
+        ok++;
+next:
+        if (e != NULL) {
+            mq_log_error("quarantine: %s not committed: %s", ids[i], e->message);
+            if (first == NULL)
+                first = e;
+            else
+                g_error_free(e);
+        }
+    }
+    /* The renames, durable: the day directories, tmp/, and the top when a
+     * day was made. A failure here leaves every entry unsure: all failed. */
+    if (ok > 0) {
+        GError *e = NULL;
+        int rc = 0;
+        g_hash_table_iter_init(&it, dayfds);
+        while (rc == 0 && g_hash_table_iter_next(&it, &key, &value))
+            rc = mq_fs_fsync_dir(GPOINTER_TO_INT(value) - 1, &e);
+        if (rc == 0)
+            rc = mq_fs_fsync_dir(q->tmpfd, &e);
+        if (rc == 0 && made_day)
+            rc = mq_fs_fsync_dir(q->dirfd, &e);
+        if (rc < 0) {
+            for (size_t i = 0; i < n; i++)
+                failed[i] = true;
+            ok = 0;
+            if (first == NULL)
+                first = e;
+            else
+                g_error_free(e);
+        }
+    }
+out:
+    g_hash_table_iter_init(&it, dayfds);
+    while (g_hash_table_iter_next(&it, &key, &value))
+        close(GPOINTER_TO_INT(value) - 1);
+    g_hash_table_unref(dayfds);
+    if (first != NULL) {
+        g_propagate_error(err, first);
+        return -1;
+    }
+    return 0;
+}
+
+char *
+mq_quarantine_store(struct mq_quarantine *q, const struct mq_quarantine_record *rec,
+                    const char *qf, size_t qf_len, const char *df, size_t df_len,
+                    GError **err)
+{
+    char *id = mq_quarantine_stage(q, rec, qf, qf_len, df, df_len, err);
+    bool failed = false;
+
+    if (id == NULL)
+        return NULL;
+    if (mq_quarantine_commit(q, (const char *const *)&id, 1, 0, &failed, err) < 0 || failed) {
+        mq_quarantine_unstage(q, id);
+        g_free(id);
+        return NULL;
+    }
     return id;
 }
 

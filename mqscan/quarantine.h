@@ -3,6 +3,7 @@
  *
  * Public functions: mq_quarantine_open(), mq_quarantine_open_existing(),
  * mq_quarantine_free(), mq_quarantine_path(), mq_quarantine_store(),
+ * mq_quarantine_stage(), mq_quarantine_commit(), mq_quarantine_unstage(),
  * mq_quarantine_id_ok(), mq_quarantine_addr_ok(), mq_quarantine_meta_parse(),
  * mq_quarantine_info_free(), mq_quarantine_read(), mq_quarantine_list(),
  * mq_quarantine_files(), mq_quarantine_headers(), mq_quarantine_original(),
@@ -136,12 +137,39 @@ void mq_quarantine_free(struct mq_quarantine **quarantine);
 /* The directory, borrowed. */
 const char *mq_quarantine_path(const struct mq_quarantine *quarantine);
 
-/* Stores one message. Returns the new entry's ID (caller frees with
- * g_free()) or NULL with err set. Thread-safe. */
+/* Stores one message, durably. Returns the new entry's ID (caller frees
+ * with g_free()) or NULL with err set. Thread-safe. Same as
+ * mq_quarantine_stage() and mq_quarantine_commit() of that one entry. */
 char *mq_quarantine_store(struct mq_quarantine *quarantine,
                           const struct mq_quarantine_record *record,
                           const char *qf, size_t qf_len,
                           const char *df, size_t df_len, GError **err);
+
+/* Writes one message's entry under tmp/, not yet durable nor visible.
+ * Returns the ID it will have (caller frees with g_free()) or NULL with err
+ * set. Thread-safe. Then mq_quarantine_commit() or mq_quarantine_unstage(),
+ * so that a group of entries costs one sync, not one per file. */
+char *mq_quarantine_stage(struct mq_quarantine *quarantine,
+                          const struct mq_quarantine_record *record,
+                          const char *qf, size_t qf_len,
+                          const char *df, size_t df_len, GError **err);
+
+enum {
+    MQ_QUARANTINE_SYNCFS = 1 << 0,  /* one syncfs() instead of an fsync per file */
+};
+
+/* Makes the n staged entries ids durable and puts them in place: their
+ * files synced (one syncfs() of the quarantine's file system with
+ * MQ_QUARANTINE_SYNCFS, else an fsync each), renamed into their day
+ * directories, and those directories synced. Sets failed[i] for each entry
+ * not committed (it stays staged: unstage it). Returns 0, or -1 with err
+ * set (the first error) if any failed. Not thread-safe against another
+ * commit of the same entries. */
+int mq_quarantine_commit(struct mq_quarantine *quarantine, const char *const *ids, size_t n,
+                         unsigned flags, bool *failed, GError **err);
+
+/* Removes a staged entry that will not be committed. Best effort. */
+void mq_quarantine_unstage(struct mq_quarantine *quarantine, const char *id);
 
 /* True if id has the form of an entry ID ("YYYYMMDD-QUEUEID-RANDOM"). */
 bool mq_quarantine_id_ok(const char *id);

@@ -918,6 +918,67 @@ test_store_day_blocked(struct qdir *qd, gconstpointer data)
     g_free(elsewhere);
 }
 
+/* A staged entry is invisible until committed; a group commit puts every
+ * entry it can in place and reports the others; unstaging leaves nothing. */
+static void
+test_stage_commit(struct qdir *qd, gconstpointer data)
+{
+    static const struct mq_quarantine_part part = { 2, "X5O!", 4 };
+    struct mq_quarantine_record rec;
+    GError *err = NULL;
+    char *ids[3], *t;
+    bool failed[3] = { true, true, true };
+    struct mq_quarantine_info *info;
+    (void)data;
+
+    record_init(&rec, QID, &part, 1);
+    for (int i = 0; i < 3; i++) {
+        ids[i] = mq_quarantine_stage(qd->q, &rec, "qf\n", 3, "df\n", 3, &err);
+        g_assert_no_error(err);
+        g_assert_true(mq_quarantine_id_ok(ids[i]));
+        g_assert_null(mq_quarantine_read(qd->q, ids[i], &err));
+        g_assert_error(err, MQ_QUARANTINE_ERROR, MQ_QUARANTINE_ERROR_NO_ENTRY);
+        g_clear_error(&err);
+    }
+    t = listing(qd->tmp);
+    g_assert_cmpuint(strlen(t), >, 0);
+    g_free(t);
+
+    /* The second one's files vanish before the commit: it alone fails. */
+    mq_quarantine_unstage(qd->q, ids[1]);
+    g_assert_cmpint(mq_quarantine_commit(qd->q, (const char *const *)ids, 3,
+                                         MQ_QUARANTINE_SYNCFS, failed, &err), ==, -1);
+    g_assert_nonnull(err);
+    g_clear_error(&err);
+    g_assert_false(failed[0]);
+    g_assert_true(failed[1]);
+    g_assert_false(failed[2]);
+    for (int i = 0; i < 3; i += 2) {
+        info = mq_quarantine_read(qd->q, ids[i], &err);
+        g_assert_no_error(err);
+        g_assert_cmpstr(info->id, ==, ids[i]);
+        mq_quarantine_info_free(&info);
+    }
+    g_assert_null(mq_quarantine_read(qd->q, ids[1], &err));
+    g_clear_error(&err);
+    assert_dir_empty(qd->tmp);
+
+    /* Without SYNCFS: an fsync per file, the same result. */
+    g_free(ids[1]);
+    ids[1] = mq_quarantine_stage(qd->q, &rec, "qf\n", 3, "df\n", 3, &err);
+    g_assert_no_error(err);
+    g_assert_cmpint(mq_quarantine_commit(qd->q, (const char *const *)&ids[1], 1, 0, failed,
+                                         &err), ==, 0);
+    g_assert_no_error(err);
+    g_assert_false(failed[0]);
+    info = mq_quarantine_read(qd->q, ids[1], &err);
+    g_assert_no_error(err);
+    mq_quarantine_info_free(&info);
+    assert_dir_empty(qd->tmp);
+    for (int i = 0; i < 3; i++)
+        g_free(ids[i]);
+}
+
 /* Two parts with the same number cannot both be stored: a clean failure. */
 static void
 test_store_duplicate_part(struct qdir *qd, gconstpointer data)
@@ -1916,6 +1977,7 @@ main(int argc, char **argv)
     ADD_DATA("/quarantine/store/day-is-file", BLOCK_FILE, test_store_day_blocked);
     ADD_DATA("/quarantine/store/day-is-symlink", BLOCK_SYMLINK, test_store_day_blocked);
     ADD("/quarantine/store/duplicate-part", test_store_duplicate_part);
+    ADD("/quarantine/stage-commit", test_stage_commit);
     ADD("/quarantine/store/threads", test_store_threads);
     ADD("/quarantine/read/roundtrip", test_read_roundtrip);
     g_test_add_func("/quarantine/meta/parse-good", test_meta_parse_good);
