@@ -625,9 +625,13 @@ daemon_run_tasks(struct mq_daemon *d, GPtrArray *tasks, bool last, bool once)
         }
         if (done->len == tasks->len && last)
             daemon_prefetch(d, once);
-        if (done->len > committed && g_async_queue_length(d->done) <= 0
-            && (done->len == tasks->len || done->len - committed >= DAEMON_COMMIT_GROUP
-                || now - oldest >= DAEMON_COMMIT_DELAY_US)) {
+        /* The last group always: what waits in the queue now belongs to
+         * the next batch. */
+        if (done->len > committed
+            && (done->len == tasks->len
+                || (g_async_queue_length(d->done) <= 0
+                    && (done->len - committed >= DAEMON_COMMIT_GROUP
+                        || now - oldest >= DAEMON_COMMIT_DELAY_US)))) {
             daemon_commit(d, done, committed);
             committed = done->len;
         }
