@@ -1137,64 +1137,67 @@ process_uncommitted(struct mq_process_result *r, const char *where, const GError
     g_clear_pointer(&r->pending, process_pending_free);
 }
 
+/* Commits, for the members that still have one, their staged quarantine
+ * entries (quarantine) or their staged outgoing entries; a member whose
+ * entry fails is uncommitted, whatever else it staged removed. */
+static void
+process_commit_staged(const struct mq_process_ctx *ctx, GPtrArray *members, bool quarantine)
+{
+    GPtrArray *ids = g_ptr_array_new(), *owners = g_ptr_array_new();
+    bool *failed = g_new0(bool, members->len + 1);
+    GError *error = NULL;
+
+    for (guint i = 0; i < members->len; i++) {
+        struct mq_process_result *r = g_ptr_array_index(members, i);
+        char *id = r->pending == NULL ? NULL
+                   : quarantine       ? r->pending->quarantine_id
+                                      : r->pending->staged_id;
+        if (id != NULL) {
+            g_ptr_array_add(ids, id);
+            g_ptr_array_add(owners, r);
+        }
+    }
+    if (ids->len > 0 && quarantine)
+        mq_quarantine_commit(ctx->quarantine, (const char *const *)ids->pdata, ids->len,
+                             ctx->config->queue_sync_fs ? MQ_QUARANTINE_SYNCFS : 0, failed,
+                             &error);
+    else if (ids->len > 0)
+        mq_queue_commit(ctx->outgoing, (const char *const *)ids->pdata, ids->len,
+                        ctx->config->queue_sync_fs ? MQ_QUEUE_SYNCFS : 0, failed, &error);
+    for (guint j = 0; j < owners->len; j++) {
+        struct mq_process_result *r = g_ptr_array_index(owners, j);
+        if (quarantine && failed[j]) {
+            process_uncommitted(r, "quarantine", error);    /* still staged: removed */
+            continue;
+        }
+        /* Durable now, or (a failed outgoing entry) already unstaged. */
+        g_clear_pointer(quarantine ? &r->pending->quarantine_id : &r->pending->staged_id, g_free);
+        if (failed[j])
+            process_uncommitted(r, "outgoing queue", error);
+    }
+    g_clear_error(&error);
+    g_free(failed);
+    g_ptr_array_unref(owners);
+    g_ptr_array_unref(ids);
+}
+
 void
 mq_process_commit(const struct mq_process_ctx *ctx, struct mq_process_result *const *results,
                   size_t n)
 {
-    GPtrArray *members = g_ptr_array_new(), *staged = g_ptr_array_new();
-    GPtrArray *owners = g_ptr_array_new(), *originals = g_ptr_array_new();
+    GPtrArray *members = g_ptr_array_new(), *originals = g_ptr_array_new();
     gint64 start = g_get_monotonic_time();
     uint64_t sync_start = mq_fs_sync_us(), sync_us, total_us;
     GError *error = NULL;
-    bool *failed = g_new0(bool, n + 1);
 
     for (size_t i = 0; i < n; i++) {
-        struct mq_process_pending *p = results[i]->pending;
-        if (p == NULL)
-            continue;
-        g_ptr_array_add(members, results[i]);
-        if (p->quarantine_id != NULL) {
-            g_ptr_array_add(staged, p->quarantine_id);
-            g_ptr_array_add(owners, results[i]);
-        }
+        if (results[i]->pending != NULL)
+            g_ptr_array_add(members, results[i]);
     }
     /* The quarantine first: an original goes only once every copy of it,
      * outgoing and quarantined, is durable. */
-    if (staged->len > 0)
-        mq_quarantine_commit(ctx->quarantine, (const char *const *)staged->pdata, staged->len,
-                             ctx->config->queue_sync_fs ? MQ_QUARANTINE_SYNCFS : 0, failed,
-                             &error);
-    for (guint j = 0; j < owners->len; j++) {
-        struct mq_process_result *r = g_ptr_array_index(owners, j);
-        if (failed[j])
-            process_uncommitted(r, "quarantine", error);
-        else
-            g_clear_pointer(&r->pending->quarantine_id, g_free);    /* durable now */
-    }
-    g_clear_error(&error);
-    g_ptr_array_set_size(staged, 0);
-    g_ptr_array_set_size(owners, 0);
-
-    for (guint i = 0; i < members->len; i++) {
-        struct mq_process_result *r = g_ptr_array_index(members, i);
-        if (r->pending != NULL && r->pending->staged_id != NULL) {
-            g_ptr_array_add(staged, r->pending->staged_id);
-            g_ptr_array_add(owners, r);
-        }
-    }
-    if (staged->len > 0)
-        mq_queue_commit(ctx->outgoing, (const char *const *)staged->pdata, staged->len,
-                        ctx->config->queue_sync_fs ? MQ_QUEUE_SYNCFS : 0, failed, &error);
-    for (guint j = 0; j < owners->len; j++) {
-        struct mq_process_result *r = g_ptr_array_index(owners, j);
-        if (failed[j]) {
-            g_clear_pointer(&r->pending->staged_id, g_free);     /* already unstaged */
-            process_uncommitted(r, "outgoing queue", error);
-        } else {
-            g_clear_pointer(&r->pending->staged_id, g_free);    /* durable now */
-        }
-    }
-    g_clear_error(&error);
+    process_commit_staged(ctx, members, true);
+    process_commit_staged(ctx, members, false);
 
     /* Every successor is durable: the originals may go. */
     for (guint i = 0; i < members->len; i++) {
@@ -1220,11 +1223,8 @@ mq_process_commit(const struct mq_process_ctx *ctx, struct mq_process_result *co
         r->stage_us[MQ_STAGE_FSYNC] += sync_us / members->len;
         r->stage_us[MQ_STAGE_WRITE] += (total_us - MIN(sync_us, total_us)) / members->len;
     }
-    g_free(failed);
     g_ptr_array_unref(members);
     g_ptr_array_unref(originals);
-    g_ptr_array_unref(owners);
-    g_ptr_array_unref(staged);
 }
 
 void
