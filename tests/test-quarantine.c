@@ -125,24 +125,6 @@ join_sorted(GPtrArray *names)
     return joined;
 }
 
-/* Sorted, comma separated names in dir. */
-static char *
-listing(const char *dir)
-{
-    GDir *d = g_dir_open(dir, 0, NULL);
-    GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
-    const char *n;
-    char *joined;
-
-    g_assert_nonnull(d);
-    while ((n = g_dir_read_name(d)) != NULL)
-        g_ptr_array_add(names, g_strdup(n));
-    g_dir_close(d);
-    joined = join_sorted(names);
-    g_ptr_array_unref(names);
-    return joined;
-}
-
 /* Every path under top, relative to it, without following symlinks:
  * directories end in "/", symlinks in "@", anything not a regular file in
  * "?". */
@@ -192,7 +174,7 @@ tree(const char *top)
 static void
 assert_dir_empty(const char *dir)
 {
-    char *names = listing(dir);
+    char *names = test_listing(dir);
 
     g_assert_cmpstr(names, ==, "");
     g_free(names);
@@ -362,7 +344,7 @@ check_entry(const struct qdir *qd, const char *id, const struct expect *want)
     for (size_t i = 0; i < want->n_parts; i++)
         g_ptr_array_add(files, g_strdup_printf("part-%u", want->parts[i].number));
     want_names = join_sorted(files);
-    names = listing(entry);
+    names = test_listing(entry);
     g_assert_cmpstr(names, ==, want_names);
     for (guint i = 0; i < files->len; i++)
         assert_node(entry, g_ptr_array_index(files, i), S_IFREG, 0600);
@@ -825,7 +807,7 @@ test_store_same_queue_id(struct qdir *qd, gconstpointer data)
     g_assert_cmpstr(id1, !=, id2);
     meta_free(check_entry(qd, id1, &want1));
     meta_free(check_entry(qd, id2, &want2));
-    names = listing(qd->day);
+    names = test_listing(qd->day);
     expect_names = strcmp(id1, id2) < 0
         ? g_strdup_printf("%s,%s", id1 + 9, id2 + 9) : g_strdup_printf("%s,%s", id2 + 9, id1 + 9);
     g_assert_cmpstr(names, ==, expect_names);
@@ -860,7 +842,7 @@ test_store_random_collision(struct qdir *qd, gconstpointer data)
         g_assert_true(err->domain == MQ_ERROR);
         g_test_message("second store: %s", err->message);
         g_clear_error(&err);
-        names = listing(qd->day);
+        names = test_listing(qd->day);
         g_assert_cmpstr(names, ==, id1 + 9);
         g_free(names);
     } else {
@@ -940,7 +922,7 @@ test_stage_commit(struct qdir *qd, gconstpointer data)
         g_assert_error(err, MQ_QUARANTINE_ERROR, MQ_QUARANTINE_ERROR_NO_ENTRY);
         g_clear_error(&err);
     }
-    t = listing(qd->tmp);
+    t = test_listing(qd->tmp);
     g_assert_cmpuint(strlen(t), >, 0);
     g_free(t);
 
@@ -1106,7 +1088,7 @@ test_store_threads(struct qdir *qd, gconstpointer data)
         }
     }
     g_assert_cmpuint(g_hash_table_size(seen), ==, THREADS * PER_THREAD);
-    names = listing(qd->day);
+    names = test_listing(qd->day);
     entries = g_strsplit(names, ",", -1);
     g_assert_cmpuint(g_strv_length(entries), ==, THREADS * PER_THREAD);
     for (char **e = entries; *e != NULL; e++) {
@@ -1668,7 +1650,7 @@ test_release(struct qdir *qd, gconstpointer data)
     g_assert_true(g_str_has_suffix(text, "\nreleased: 1700000005 ro?ot? " QID " -\nend\n"));
     g_free(text);
     assert_node(entry, "meta", S_IFREG, 0600);
-    text = listing(entry);
+    text = test_listing(entry);
     g_assert_cmpstr(text, ==, "df,meta,qf");
     g_free(text);
 
@@ -1688,7 +1670,7 @@ test_release(struct qdir *qd, gconstpointer data)
     text = get(out, "qf" QID "A", &len);
     g_assert_cmpmem(text, len, want->str, want->len);
     g_free(text);
-    text = listing(out);
+    text = test_listing(out);
     g_assert_cmpstr(text, ==, "df" QID ",df" QID "A,qf" QID ",qf" QID "A");
     g_free(text);
 
@@ -1715,7 +1697,7 @@ test_release(struct qdir *qd, gconstpointer data)
     g_assert_error(err, MQ_ERROR, MQ_ERROR_CORRUPT);
     g_clear_error(&err);
     g_assert_null(qid);
-    text = listing(out);
+    text = test_listing(out);
     g_assert_cmpstr(text, ==, "df" QID ",df" QID "A,qf" QID ",qf" QID "A");
     g_free(text);
 
@@ -1763,7 +1745,7 @@ test_delete_purge(struct qdir *qd, gconstpointer data)
     g_assert_cmpint(mq_quarantine_delete(qd->q, odd_id, &err), ==, -1);
     g_assert_error(err, MQ_ERROR, MQ_ERROR_CORRUPT);
     g_clear_error(&err);
-    text = listing(e);
+    text = test_listing(e);
     g_assert_cmpstr(text, ==, "df,meta,notes,qf");
     g_free(text);
 
@@ -1827,7 +1809,7 @@ test_delete_purge(struct qdir *qd, gconstpointer data)
     g_assert_cmpuint(problems->len, ==, 2);     /* the symlinked day and entry */
     g_assert_cmpint(g_unlink(t), ==, 0);
     g_free(t);
-    text = listing(decoy);
+    text = test_listing(decoy);
     g_assert_cmpstr(text, ==, "meta");
     g_free(text);
     /* today's day directory stays, empty; the others went */
@@ -1937,10 +1919,10 @@ test_bug_collision_removes_other_tmp(struct qdir *qd, gconstpointer data)
         g_clear_error(&err);
     }
     /* the other store's files are untouched */
-    names = listing(qd->tmp);
+    names = test_listing(qd->tmp);
     g_assert_cmpstr(names, ==, entry);
     g_free(names);
-    names = listing(other);
+    names = test_listing(other);
     g_assert_cmpstr(names, ==, "qf");
     g_free(names);
     text = get(other, "qf", &len);

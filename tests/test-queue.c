@@ -105,26 +105,6 @@ unlink_in(const char *dir, const char *name)
     g_free(p);
 }
 
-/* Sorted, comma separated names in dir. */
-static char *
-listing(const char *dir)
-{
-    GDir *d = g_dir_open(dir, 0, NULL);
-    GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
-    const char *n;
-    char *joined;
-
-    g_assert_nonnull(d);
-    while ((n = g_dir_read_name(d)) != NULL)
-        g_ptr_array_add(names, g_strdup(n));
-    g_dir_close(d);
-    g_ptr_array_sort(names, cmp_str_ptr);
-    g_ptr_array_add(names, NULL);
-    joined = g_strjoinv(",", (char **)names->pdata);
-    g_ptr_array_unref(names);
-    return joined;
-}
-
 static void
 spool_setup(struct spool *s, gconstpointer data)
 {
@@ -610,7 +590,7 @@ test_write(struct spool *s, gconstpointer data)
     id = write_ok(s, ID, qf, "the body\n", FALSE);
     umask(old);
     g_assert_cmpstr(id, ==, ID);
-    names = listing(s->out_path);
+    names = test_listing(s->out_path);
     g_assert_cmpstr(names, ==, "df" ID ",qf" ID);           /* no tf left */
     g_free(names);
     g_assert_cmpuint(mode_of(s->out_path, "qf" ID), ==, 0600);
@@ -657,7 +637,7 @@ test_write_dup(struct spool *s, gconstpointer data)
     g_free(id);
     g_assert_cmpint(stat(p, &after), ==, 0);
     g_assert_cmpuint(before.st_ino, ==, after.st_ino);
-    names = listing(s->out_path);
+    names = test_listing(s->out_path);
     g_assert_cmpstr(names, ==, "df" ID ",qf" ID);
     g_free(names);
     {
@@ -689,7 +669,7 @@ test_write_other(struct spool *s, gconstpointer data)
     id = write_ok(s, ID, c, "C\n", FALSE);
     g_assert_cmpstr(id, ==, ID "B");
     g_free(id);
-    names = listing(s->out_path);
+    names = test_listing(s->out_path);
     g_assert_cmpstr(names, ==, "df" ID ",df" ID "A,df" ID "B,qf" ID ",qf" ID "A,qf" ID "B");
     g_free(names);
     text = get(s->out_path, "df" ID, NULL);
@@ -729,7 +709,7 @@ test_bug_write_dup_after_suffix(struct spool *s, gconstpointer data)
     id = write_ok(s, ID, ours, "ours\n", TRUE);
     g_assert_cmpstr(id, ==, ID "A");
     g_free(id);
-    names = listing(s->out_path);
+    names = test_listing(s->out_path);
     g_assert_cmpstr(names, ==, "df" ID ",df" ID "A,qf" ID ",qf" ID "A");
     g_free(names);
     mq_qf_free(&other);
@@ -751,7 +731,7 @@ test_write_stale(struct spool *s, gconstpointer data)
     text = get(s->out_path, "df" ID, NULL);
     g_assert_cmpstr(text, ==, "fresh\n");
     g_free(text);
-    names = listing(s->out_path);
+    names = test_listing(s->out_path);
     g_assert_cmpstr(names, ==, "df" ID ",qf" ID);
     g_free(names);
     g_free(id);
@@ -789,13 +769,13 @@ test_write_no_free_id(struct spool *s, gconstpointer data)
         g_snprintf(name, sizeof(name), "qf" ID "%c", c);
         put(s->out_path, name, "x", 1);
     }
-    names_before = listing(s->out_path);
+    names_before = test_listing(s->out_path);
     g_assert_cmpint(mq_queue_write(s->out, ID, qf, "x", 1, &id, &dup, &err), ==, -1);
     g_assert_nonnull(err);
     g_clear_error(&err);
     g_assert_null(id);
     g_assert_false(dup);
-    names_after = listing(s->out_path);
+    names_after = test_listing(s->out_path);
     g_assert_cmpstr(names_after, ==, names_before);     /* nothing left behind */
     g_free(names_before);
     g_free(names_after);
@@ -860,7 +840,7 @@ test_stage_commit(struct spool *s, gconstpointer data)
         g_assert_cmpstr(id, ==, ids[i]);
         g_free(id);
     }
-    names = listing(s->out_path);
+    names = test_listing(s->out_path);
     g_assert_cmpstr(names, ==, "df" ID ",df6AO3fFCt012660,df6AO3fFCt012661,"
                                "tf" ID ",tf6AO3fFCt012660,tf6AO3fFCt012661");
     g_free(names);
@@ -868,7 +848,7 @@ test_stage_commit(struct spool *s, gconstpointer data)
     g_assert_cmpint(mq_queue_commit(s->out, ids, G_N_ELEMENTS(ids), GPOINTER_TO_UINT(data),
                                     failed, &err), ==, 0);
     g_assert_no_error(err);
-    names = listing(s->out_path);
+    names = test_listing(s->out_path);
     g_assert_cmpstr(names, ==, "df" ID ",df6AO3fFCt012660,df6AO3fFCt012661,"
                                "qf" ID ",qf6AO3fFCt012660,qf6AO3fFCt012661");
     g_free(names);
@@ -900,7 +880,7 @@ test_stage_unstage_dup(struct spool *s, gconstpointer data)
     id = stage_ok(s, ID, qf, "x\n", FALSE);
     mq_queue_unstage(s->out, id);
     g_free(id);
-    names = listing(s->out_path);
+    names = test_listing(s->out_path);
     g_assert_cmpstr(names, ==, "");
     g_free(names);
 
@@ -909,7 +889,7 @@ test_stage_unstage_dup(struct spool *s, gconstpointer data)
     id = stage_ok(s, ID, qf, "again\n", TRUE);
     g_assert_cmpstr(id, ==, ID);
     g_free(id);
-    names = listing(s->out_path);
+    names = test_listing(s->out_path);
     g_assert_cmpstr(names, ==, "df" ID ",qf" ID);
     g_free(names);
     mq_qf_free(&qf);
@@ -939,7 +919,7 @@ test_stage_commit_failures(struct spool *s, gconstpointer data)
     g_assert_false(failed[0]);
     g_assert_true(failed[1]);
     g_assert_true(failed[2]);
-    names = listing(s->out_path);
+    names = test_listing(s->out_path);
     g_assert_cmpstr(names, ==, "df" ID ",qf" ID ",qf6AO3fFCt012661");
     g_free(names);
     text = get(s->out_path, "qf6AO3fFCt012661", NULL);
@@ -962,7 +942,7 @@ test_remove(struct spool *s, gconstpointer data)
     g_assert_cmpint(mq_queue_remove(s->in, e, &err), ==, 0);
     g_assert_no_error(err);
     mq_queue_entry_free(&e);
-    names = listing(s->in_path);
+    names = test_listing(s->in_path);
     g_assert_cmpstr(names, ==, "qfOTHER1");
     g_free(names);
 
@@ -995,7 +975,7 @@ test_remove_many(struct spool *s, gconstpointer data)
     g_assert_no_error(err);
     mq_queue_entry_free(&e[0]);
     mq_queue_entry_free(&e[1]);
-    names = listing(s->in_path);
+    names = test_listing(s->in_path);
     g_assert_cmpstr(names, ==, "qfOTHER1");
     g_free(names);
 }
@@ -1043,10 +1023,10 @@ test_hold(struct spool *s, gconstpointer data)
                                   "infected: Eicar-Test-Signature\r\nX-Fake: yes\tnow\x01\x1b", &err), ==, 0);
     g_assert_no_error(err);
     mq_queue_entry_free(&e);
-    names = listing(s->in_path);
+    names = test_listing(s->in_path);
     g_assert_cmpstr(names, ==, "");
     g_free(names);
-    names = listing(s->hold_path);
+    names = test_listing(s->hold_path);
     g_assert_cmpstr(names, ==, ID ".reason,df" ID ",qf" ID);
     g_free(names);
     text = get(s->hold_path, "qf" ID, &len);
@@ -1065,7 +1045,7 @@ test_hold(struct spool *s, gconstpointer data)
     g_assert_cmpint(mq_queue_hold(s->in, e, s->hold_path, "second", &err), ==, 0);
     g_assert_no_error(err);
     mq_queue_entry_free(&e);
-    names = listing(s->hold_path);
+    names = test_listing(s->hold_path);
     g_assert_cmpstr(names, ==, ID "-1.reason," ID ".reason,df" ID ",df" ID "-1,qf" ID ",qf" ID "-1");
     g_free(names);
     text = get(s->hold_path, "df" ID "-1", NULL);
@@ -1102,7 +1082,7 @@ test_hold_problems(struct spool *s, gconstpointer data)
     g_assert_cmpint(mq_queue_hold(s->in, e, s->hold_path, mq_queue_entry_problem(e)->message, &err), ==, 0);
     g_assert_no_error(err);
     mq_queue_entry_free(&e);
-    names = listing(s->hold_path);
+    names = test_listing(s->hold_path);
     g_assert_cmpstr(names, ==, ID ".reason,qf" ID);
     g_free(names);
 
@@ -1126,7 +1106,7 @@ test_hold_problems(struct spool *s, gconstpointer data)
     g_assert_true(exists(s->hold_path, "qf" ID "-2"));
     g_assert_true(exists(s->hold_path, "df" ID "-2"));
 
-    names = listing(s->in_path);
+    names = test_listing(s->in_path);
     g_assert_cmpstr(names, ==, "");
     g_free(names);
 }
@@ -1170,7 +1150,7 @@ test_handoff(struct spool *s, gconstpointer data)
     g_assert_false(dup);
     g_assert_cmpint(mq_queue_remove(s->in, e, &err), ==, 0);
     mq_queue_entry_free(&e);
-    names = listing(s->in_path);
+    names = test_listing(s->in_path);
     g_assert_cmpstr(names, ==, "");
     g_free(names);
     text = get(s->out_path, "qf" ID, NULL);

@@ -78,3 +78,28 @@ test_split_message(const char *data, size_t len, size_t *headers_len_r,
     *body_r = data + len;
     *body_len_r = 0;
 }
+
+static gint
+test_compare_names(gconstpointer a, gconstpointer b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+char *
+test_listing(const char *dir)
+{
+    GDir *d = g_dir_open(dir, 0, NULL);
+    GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
+    const char *n;
+    char *joined;
+
+    g_assert_nonnull(d);
+    while ((n = g_dir_read_name(d)) != NULL)
+        g_ptr_array_add(names, g_strdup(n));
+    g_dir_close(d);
+    g_ptr_array_sort(names, test_compare_names);
+    g_ptr_array_add(names, NULL);
+    joined = g_strjoinv(",", (char **)names->pdata);
+    g_ptr_array_unref(names);
+    return joined;
+}

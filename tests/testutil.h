@@ -2,7 +2,8 @@
  *
  * test_data_path(): path of a fixture under tests/data (MQ_SRCDIR, or the
  * GTest dist dir). test_load(): a fixture's bytes. test_remove_tree(): rm -r
- * without following symbolic links. Every returned string is g_free'd by the
+ * without following symbolic links. test_listing(): the names in a
+ * directory (dot files too), sorted, joined by commas. Every returned string is g_free'd by the
  * caller; a fixture that cannot be read aborts the test.
  */
 #ifndef MQSCAN_TESTUTIL_H
@@ -13,6 +14,7 @@
 char *test_data_path(const char *rel);
 char *test_load(const char *rel, size_t *len_r);
 void test_remove_tree(const char *path);
+char *test_listing(const char *dir);
 /* Headers are data[0, *headers_len_r); the body starts after the empty line
  * (LF or CRLF). No empty line: all headers, empty body. */
 void test_split_message(const char *data, size_t len, size_t *headers_len_r,
