@@ -89,11 +89,39 @@ struct heur_phrase {
     unsigned index;             /* for the per-message "counted once" bitmap */
 };
 
+/*
+ * Most words of a text start no phrase, and a hash lookup per word was most
+ * of what the phrase scan cost. A word can only start one if its length,
+ * first and last byte are those of some phrase's first word: that is
+ * checked first, in a bitmap filled when the word file is loaded.
+ */
+#define HEUR_FILTER_BITS 4096
+
 struct mq_heuristics {
     double weights[HEUR_RULE_COUNT];
     GPtrArray *phrases;         /* struct heur_phrase * */
     GHashTable *by_first_word;  /* first word -> GPtrArray of struct heur_phrase * */
+    guint64 first_word_filter[HEUR_FILTER_BITS / 64];
 };
+
+static inline unsigned char
+heur_lower(unsigned char c)
+{
+    return c >= 'A' && c <= 'Z' ? (unsigned char)(c + ('a' - 'A')) : c;
+}
+
+/* The filter bit of a word of len bytes, first and last already lower case. */
+static inline unsigned
+heur_filter_bit(size_t len, unsigned char first, unsigned char last)
+{
+    return ((unsigned)MIN(len, 63) * 257u + first * 31u + last) % HEUR_FILTER_BITS;
+}
+
+static inline bool
+heur_filter_has(const struct mq_heuristics *h, unsigned bit)
+{
+    return (h->first_word_filter[bit / 64] >> (bit % 64)) & 1;
+}
 
 void
 mq_spam_hit_free(gpointer p)
@@ -259,12 +287,16 @@ heur_load_words(struct mq_heuristics *h, const char *path, GError **err)
         ph->name = g_string_free(name, FALSE);
         g_ptr_array_add(h->phrases, ph);
         {
+            size_t wl = strlen(ph->words[0]);
+            unsigned bit = heur_filter_bit(wl, (unsigned char)ph->words[0][0],
+                                           (unsigned char)ph->words[0][wl - 1]);
             GPtrArray *list = g_hash_table_lookup(h->by_first_word, ph->words[0]);
             if (list == NULL) {
                 list = g_ptr_array_new();
                 g_hash_table_insert(h->by_first_word, ph->words[0], list);
             }
             g_ptr_array_add(list, ph);
+            h->first_word_filter[bit / 64] |= G_GUINT64_CONSTANT(1) << (bit % 64);
         }
     }
     g_strfreev(lines);
@@ -553,7 +585,7 @@ heur_html(struct heur_run *run, const char *html, size_t len)
                 continue;
             }
         }
-        g_string_append_c(run->text, g_ascii_tolower(html[i]));
+        g_string_append_c(run->text, (char)heur_lower((unsigned char)html[i]));
         if (anchor != NULL && href != NULL && anchor->len < 300)
             g_string_append_c(anchor, html[i]);
         i++;
@@ -612,7 +644,7 @@ heur_walk(struct heur_run *run, GMimeObject *obj, unsigned depth)
         run->has_plain = true;
         mq_tokenize_part_text(GMIME_PART(obj), HEUR_TEXT_MAX, run->text);
         for (size_t i = start; i < run->text->len; i++)
-            run->text->str[i] = g_ascii_tolower(run->text->str[i]);
+            run->text->str[i] = (char)heur_lower((unsigned char)run->text->str[i]);
     }
 }
 
@@ -634,8 +666,11 @@ heur_phrase_at(const struct heur_phrase *ph, const char *after, const char *end)
         size_t wl = strlen(ph->words[w]);
         while (p < end && !g_ascii_isalnum(*p) && !((unsigned char)*p & 0x80))
             p++;
-        if ((size_t)(end - p) < wl || strncmp(p, ph->words[w], wl) != 0)
+        if ((size_t)(end - p) < wl)
             return false;
+        for (size_t i = 0; i < wl; i++)     /* case-blind: the subject is not lowered */
+            if (heur_lower((unsigned char)p[i]) != (unsigned char)ph->words[w][i])
+                return false;
         p += wl;
         if (p < end && (g_ascii_isalnum(*p) || ((unsigned char)*p & 0x80)))
             return false;
@@ -647,15 +682,18 @@ static bool
 heur_phrase_word(const char *word, size_t len, void *ctx)
 {
     struct heur_phrase_scan *scan = ctx;
+    const struct mq_heuristics *h = scan->run->h;
     char key[64];
     GPtrArray *list;
 
-    if (len >= sizeof(key))
+    if (len >= sizeof(key)
+        || !heur_filter_has(h, heur_filter_bit(len, heur_lower((unsigned char)word[0]),
+                                               heur_lower((unsigned char)word[len - 1]))))
         return true;
     for (size_t i = 0; i < len; i++)
-        key[i] = g_ascii_tolower(word[i]);
+        key[i] = (char)heur_lower((unsigned char)word[i]);
     key[len] = '\0';
-    list = g_hash_table_lookup(scan->run->h->by_first_word, key);
+    list = g_hash_table_lookup(h->by_first_word, key);
     for (guint i = 0; list != NULL && i < list->len; i++) {
         const struct heur_phrase *ph = g_ptr_array_index(list, i);
         if ((scan->subject ? !ph->subject : !ph->body) || scan->run->phrase_seen[ph->index])

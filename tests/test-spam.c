@@ -311,7 +311,8 @@ test_heuristics_words(void)
     char *words = write_file("words", "# site words\n"
                                       "2.0 body work from home\n"
                                       "1.5 subject free\n"
-                                      "-1.0 any mqscan\n");
+                                      "-1.0 any mqscan\n"
+                                      "0.5 any last chance\n");
     char *bad = write_file("badwords", "2.0 nowhere foo\n");
     const char *overrides[] = { "HTML_ONLY=4.5", NULL };
     const char *unknown[] = { "NO_SUCH_RULE=1", NULL };
@@ -330,6 +331,11 @@ test_heuristics_words(void)
     g_assert_true(has_rule(hits, "WORD_mqscan"));
     /* each line once: 2.0 + 1.5 - 1.0 */
     g_assert_cmpfloat(fabs(total - 2.5), <, 1e-9);
+    g_ptr_array_unref(hits);
+    /* a phrase of several words is case-blind in the subject too */
+    hits = run(h, GOOD_HEADERS "Subject: LAST Chance!\n\nhello\n", "alice@example.org", &total);
+    g_assert_true(has_rule(hits, "WORD_last_chance"));
+    g_assert_cmpfloat(fabs(total - 0.5), <, 1e-9);
     g_ptr_array_unref(hits);
     /* "free" in the body does not count for a subject rule, nor "freedom" */
     hits = run(h, GOOD_HEADERS "Subject: hello\n\nfree freedom\n", "alice@example.org", &total);
