@@ -535,6 +535,23 @@ make_zip_many_members(void)
     return make_raw_zip(m, G_N_ELEMENTS(m));
 }
 
+/* The same, with an archive comment after the end record: the end record
+ * is found further back, past the comment's own 'P's. */
+static GBytes *
+make_zip_many_members_comment(void)
+{
+    static const char comment[] = "PK\003\004 PPP, Pretty Please PK";
+    GBytes *zip = make_zip_many_members();
+    GByteArray *a = g_byte_array_new();
+
+    g_byte_array_append(a, g_bytes_get_data(zip, NULL), (guint)g_bytes_get_size(zip));
+    a->data[a->len - 2] = (guint8)(sizeof(comment) - 1);
+    a->data[a->len - 1] = 0;
+    g_byte_array_append(a, (const guint8 *)comment, sizeof(comment) - 1);
+    g_bytes_unref(zip);
+    return g_byte_array_free_to_bytes(a);
+}
+
 /* MQ_WRITE_ZIPS=DIR keeps each object of /scanner/encrypted in DIR, for a
  * look with `unzip -P` and for tests/clamd.sh, which has clamd scan them
  * too. */
@@ -808,6 +825,8 @@ static const struct {
       NULL, make_zip_false_size_eicar, "Heuristics.Limits.Exceeded.MaxFileSize" },
     { "zip with more members than MaxFiles", { 100u << 20, 25u << 20, 16, 100, 60000 },
       NULL, make_zip_many_members, "Heuristics.Limits.Exceeded.MaxFiles" },
+    { "zip with more members than MaxFiles, and a comment", { 100u << 20, 25u << 20, 16, 100, 60000 },
+      NULL, make_zip_many_members_comment, "Heuristics.Limits.Exceeded.MaxFiles" },
 };
 
 static void
