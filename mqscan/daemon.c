@@ -139,8 +139,23 @@ daemon_runtime_free(struct daemon_runtime **rtp)
     *rtp = NULL;
 }
 
+/* The attempt records under config's state_dir; see daemon_runtime_new(). */
+static struct mq_attempts *
+daemon_attempts_open(const struct mq_config *config, GError **err)
+{
+    char *path = g_build_filename(config->state_dir, DAEMON_ATTEMPTS_DIR, NULL);
+    struct mq_attempts *attempts = mq_attempts_open(path, err);
+
+    g_free(path);
+    return attempts;
+}
+
+/* A runtime for config. The attempt records are opened here only at start
+ * (with_attempts): opening them counts the attempts left in their slots as
+ * crashed, so a reload, built while the old runtime's batches still run,
+ * leaves them to daemon_reload_finish(). */
 static struct daemon_runtime *
-daemon_runtime_new(struct mq_config *config, bool watch, GError **err)
+daemon_runtime_new(struct mq_config *config, bool watch, bool with_attempts, GError **err)
 {
     struct daemon_runtime *rt = g_new0(struct daemon_runtime, 1);
     const char *own_dirs[] = { config->hold_dir, config->state_dir, config->scan_tmp_dir };
@@ -156,13 +171,8 @@ daemon_runtime_new(struct mq_config *config, bool watch, GError **err)
         (rt->quarantine = mq_quarantine_open(config->quarantine_dir, err)) == NULL ||
         (rt->statefd = mq_fs_open_dir(config->state_dir, err)) < 0)
         goto fail_config;
-    {
-        char *path = g_build_filename(config->state_dir, DAEMON_ATTEMPTS_DIR, NULL);
-        rt->attempts = mq_attempts_open(path, err);
-        g_free(path);
-        if (rt->attempts == NULL)
-            goto fail_config;
-    }
+    if (with_attempts && (rt->attempts = daemon_attempts_open(config, err)) == NULL)
+        goto fail_config;
     if (watch) {
         GError *error = NULL;
         rt->watch = mq_watch_new(config->incoming_queue_dir, &error);
@@ -242,7 +252,7 @@ mq_daemon_new(struct mq_config *config, bool watch, GError **err)
     struct daemon_runtime *rt;
     struct mq_batch_limits lim = daemon_batch_limits(config);
 
-    rt = daemon_runtime_new(config, watch, err);
+    rt = daemon_runtime_new(config, watch, true, err);
     if (rt == NULL)
         return NULL;
     d = g_new0(struct mq_daemon, 1);
@@ -768,7 +778,7 @@ daemon_reload_thread(gpointer data)
 
     config = mq_config_load(d->rt->config->file, &error);
     if (config != NULL)
-        d->reload_result = daemon_runtime_new(config, d->watching, &error);
+        d->reload_result = daemon_runtime_new(config, d->watching, false, &error);
     if (d->reload_result == NULL)
         d->reload_error = error;
     if (write(d->reload_fd, &one, sizeof(one)) < 0)
@@ -787,6 +797,26 @@ daemon_retire_thread(gpointer data)
 
     daemon_runtime_free(&rt);
     return NULL;
+}
+
+/* Gives the new runtime the attempt records, with no batch in hand: the
+ * open ones if state_dir is the same, else those of the new state_dir. If
+ * those cannot be opened, the old ones go on being used (logged). */
+static void
+daemon_reload_attempts(struct daemon_runtime *old, struct daemon_runtime *new)
+{
+    GError *error = NULL;
+
+    if (strcmp(old->config->state_dir, new->config->state_dir) != 0) {
+        new->attempts = daemon_attempts_open(new->config, &error);
+        if (new->attempts != NULL)
+            return;
+        mq_log_error("reload: %s; attempts are still recorded under %s", error->message,
+                     old->config->state_dir);
+        g_error_free(error);
+    }
+    new->attempts = old->attempts;
+    old->attempts = NULL;
 }
 
 /* Called between batches once the reload thread is done. */
@@ -809,6 +839,7 @@ daemon_reload_finish(struct mq_daemon *d)
     }
     same_queue = strcmp(d->reload_result->config->incoming_queue_dir,
                         d->rt->config->incoming_queue_dir) == 0;
+    daemon_reload_attempts(d->rt, d->reload_result);
     /* The previous reload's retirement is long finished: a reload takes
      * far longer than freeing. No batch uses the old runtime any more. */
     if (d->retire_thread != NULL)

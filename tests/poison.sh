@@ -48,7 +48,9 @@ held() {        # held ID: in hold_dir with its reason, record gone, postmaster 
     grep -q '^reason: not scanned: processing crashed or ran past message_time_limit 3 times' \
         "$T/hold/$1.reason" || t_fail "$1.reason does not say why: $(cat "$T/hold/$1.reason")"
     grep -q "$1: .*verdict=held" "$T/mqscand.log" || t_fail "no held log line for $1"
-    [ -z "$(ls -A "$T/state/processing")" ] || t_fail "records left: $(ls "$T/state/processing")"
+    [ -z "$(ls "$T/state/processing")" ] || t_fail "records left: $(ls "$T/state/processing")"
+    ! grep -q '[^ ]' "$T"/state/processing/.slot-* 2>/dev/null ||
+        t_fail "an attempt left in a slot: $(cat "$T"/state/processing/.slot-*)"
     report=$(grep -l "Queue ID: *$1" "$T"/mqueue.out/df* 2>/dev/null)
     [ -n "$report" ] || t_fail "no postmaster report names $1"
     grep -q 'Action: *hold' "$report" || t_fail "the report does not say hold"
