@@ -59,7 +59,7 @@ struct rules_rule {
 struct mq_rules {
     GPtrArray *name_rules;      /* of struct rules_rule *, file order */
     GPtrArray *type_rules;
-    bool text_tests;            /* libmagic's text tests run (rules_decide_text_tests()) */
+    bool text_tests;            /* libmagic runs on text too (rules_decide_text_tests()) */
 };
 
 static void rules_decide_text_tests(struct mq_rules *rules);
@@ -483,15 +483,20 @@ rules_magic_type(magic_t cookie, bool text_tests, const void *data, size_t len, 
 }
 
 /*
- * libmagic's text tests (scripts, source code, markup, mail, encodings) cost
- * 1-3 ms for every text part, most of what the type rules cost, and every
- * part of a mail message is text but its attachments. They are only worth
- * it when a type rule can match what they find. That is decided here, once:
- * each type rule is tried against what libmagic says, with every test, about
- * sample texts of the usual kinds, and against what text is without them
- * ("data", "application/octet-stream"). If any rule matches any of those,
- * the text tests stay on. The default filetype.rules name binary formats
- * only, which libmagic's binary tests find.
+ * Most parts of a mail message are text, and libmagic costs the same on
+ * each whatever its length: its text tests (scripts, source code, markup,
+ * encodings) 1-3 ms, and even without them, the walk over its binary
+ * patterns 0.15-0.2 ms, most of what the type rules cost. Both are only
+ * worth it when a type rule can match what libmagic says about text. That
+ * is decided here, once: each type rule is tried against what libmagic
+ * says, with every test, about sample texts of the usual kinds, including
+ * the text formats its binary patterns recognise (registry files, RTF,
+ * vCard, SVG, JSON, ...), and against "data" and
+ * "application/octet-stream". If any rule matches any of those, libmagic
+ * sees every part with every test. If none does, libmagic's text tests are
+ * off, and content that is plain text (rules_plain_text()) does not go to
+ * libmagic at all. The default filetype.rules name binary formats only;
+ * every one of them has bytes that plain text has not.
  * XXX a rule for a kind of text that no sample stands for (say, Fortran
  * source) is not seen here; list such kinds below when a rule needs them.
  */
@@ -517,6 +522,31 @@ rules_decide_text_tests(struct mq_rules *rules)
         "\\documentclass{article}\n\\begin{document}\nx\n\\end{document}\n",
         "begin 644 x\nM86)C\n`\nend\n",
         "a,b,c\n1,2,3\n4,5,6\n",
+        /* text formats that libmagic's binary patterns recognise */
+        "{\\rtf1\\ansi\\deff0 {\\fonttbl {\\f0 Times;}} hello}\n",
+        "%!PS-Adobe-3.0\n%%Title: x\nshowpage\n",
+        "%PDF-1.4\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n",
+        "REGEDIT4\n\n[HKEY_CURRENT_USER\\Software\\x]\n\"a\"=\"b\"\n",
+        "Windows Registry Editor Version 5.00\n\n[HKEY_CURRENT_USER\\x]\n",
+        "[InternetShortcut]\nURL=http://example.com/\n",
+        "[Shell]\nCommand=2\nIconFile=x.ico\n",
+        "[Desktop Entry]\nType=Application\nExec=x\n",
+        "BEGIN:VCARD\nVERSION:3.0\nFN:x\nEND:VCARD\n",
+        "BEGIN:VCALENDAR\nVERSION:2.0\nEND:VCALENDAR\n",
+        "<svg xmlns=\"http://www.w3.org/2000/svg\"></svg>\n",
+        "<HTA:APPLICATION ID=\"x\">\n<script>x</script>\n",
+        "var x = function() { return 1; };\n",
+        "{\"a\": [1, 2, 3], \"b\": \"c\"}\n",
+        "Dim x\nSet x = CreateObject(\"WScript.Shell\")\n",
+        "$x = New-Object System.Net.WebClient\n",
+        "#EXTM3U\n#EXTINF:1,x\nx.mp3\n",
+        "ID;PWXL;N;E\nC;X1;Y1;K\"x\"\nE\n",
+        "!<arch>\nfoo.txt/        0           0     0     644     6         `\nhello\n",
+        "070707000000000000000000000000000000000000000001000000000000000000000200000000000x\n",
+        "-----BEGIN PGP MESSAGE-----\n\nhQEMA\n-----END PGP MESSAGE-----\n",
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nb3Blbn\n-----END OPENSSH PRIVATE KEY-----\n",
+        "X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*",
+        "MZ this is text that starts like a DOS program\n",
     };
     static const char utf16[] = "\xff\xfeh\0i\0\n\0";
     magic_t cookie;
@@ -547,6 +577,34 @@ rules_decide_text_tests(struct mq_rules *rules)
     rules->text_tests = false;
 }
 
+/*
+ * True if data is plain text for the type rules: no byte that text has not
+ * (controls other than TAB, LF, VT, FF, CR and ESC; NUL; DEL) in what
+ * libmagic would see. Bytes from 0x80 up are text (UTF-8, Latin-1 ...).
+ * Every binary format has such bytes in its header; "MZ" (a DOS program
+ * may be all printable) always goes to libmagic.
+ */
+static bool
+rules_plain_text(const unsigned char *data, size_t len)
+{
+    /* 1: a byte plain text has not */
+    static const unsigned char binary[256] = {
+        [0x00] = 1, [0x01] = 1, [0x02] = 1, [0x03] = 1, [0x04] = 1, [0x05] = 1,
+        [0x06] = 1, [0x07] = 1, [0x08] = 1, [0x0e] = 1, [0x0f] = 1, [0x10] = 1,
+        [0x11] = 1, [0x12] = 1, [0x13] = 1, [0x14] = 1, [0x15] = 1, [0x16] = 1,
+        [0x17] = 1, [0x18] = 1, [0x19] = 1, [0x1a] = 1, [0x1c] = 1, [0x1d] = 1,
+        [0x1e] = 1, [0x1f] = 1, [0x7f] = 1,
+    };
+    unsigned char seen = 0;
+
+    if (len >= 2 && ((data[0] == 'M' && data[1] == 'Z') || (data[0] == 'Z' && data[1] == 'M')))
+        return false;
+    len = MIN(len, RULES_MAGIC_BYTES);
+    for (size_t i = 0; i < len; i++)
+        seen |= binary[data[i]];
+    return seen == 0;
+}
+
 /* State shared by the checks of one attachment. */
 struct rules_ctx {
     const struct mq_rules *rules;
@@ -567,6 +625,8 @@ rules_check_type(struct rules_ctx *ctx, const void *data, size_t len, bool in_ar
 
     if (ctx->rules->type_rules->len == 0 || len == 0)
         return 0;
+    if (!ctx->rules->text_tests && rules_plain_text(data, len))
+        return 0;               /* what libmagic says of it matches no rule */
     if (ctx->cookie == NULL && (ctx->cookie = rules_magic_get(err)) == NULL)
         return -1;
     rules_magic_type(ctx->cookie, ctx->rules->text_tests, data, len, &mime, &desc);

@@ -428,6 +428,12 @@ test_text_tests(void)
 {
     static const char shell[] = "#!/bin/sh\necho hello\n";
     static const char mail[] = "From: a@example.com\nSubject: x\n\nbody\n";
+    static const char reg[] = "REGEDIT4\r\n\r\n[HKEY_CURRENT_USER\\Software\\Run]\r\n"
+                              "\"x\"=\"c:\\\\x.exe\"\r\n";
+    static const char rtf[] = "{\\rtf1\\ansi {\\object\\objemb {\\*\\objdata 0105}}}\n";
+    static const char svg[] = "<?xml version=\"1.0\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\">"
+                              "<script>x()</script></svg>\n";
+    static const char vcard[] = "BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Eve\r\nEND:VCARD\r\n";
     static const unsigned char noise[] = {  /* libmagic: "data" */
         0x82, 0xb7, 0x0e, 0xee, 0x7f, 0x1a, 0x50, 0x39, 0xbe, 0xf0, 0x7e, 0xc2, 0x34, 0x7f, 0x06,
         0x6e, 0xd0, 0x8f, 0x5d, 0xc7, 0x51, 0x24, 0x47, 0xe3, 0x40, 0x43, 0x00, 0x02, 0x6b, 0x6e,
@@ -451,6 +457,14 @@ test_text_tests(void)
         { "deny\t^data$\tUnknown\t-", text_bytes, sizeof(text_bytes) - 1, 0 },
         { "deny\t^data$\tUnknown\t-", (const char *)noise, sizeof(noise), 1 },
         { "deny\toctet-stream\tUnknown\t-", shell, sizeof(shell) - 1, 0 },
+        /* Plain text that libmagic's binary patterns name: a rule for it
+         * keeps libmagic on plain text (with the default rules, plain text
+         * never reaches libmagic). */
+        { "deny\t^Windows Registry text\tRegistry\t-", reg, sizeof(reg) - 1, 1 },
+        { "deny\t^Rich Text Format\tRTF\t-", rtf, sizeof(rtf) - 1, 1 },
+        { "deny\t^SVG Scalable Vector Graphics\tSVG\t-", svg, sizeof(svg) - 1, 1 },
+        { "deny\t^vCard visiting card\tvCard\t-", vcard, sizeof(vcard) - 1, 1 },
+        { "deny\t^Windows Registry text\tRegistry\t-", text_bytes, sizeof(text_bytes) - 1, 0 },
     };
     char *elf = NULL, *dir, *path;
     gsize elf_len = 0;
