@@ -192,6 +192,7 @@ daemon_runtime_new(struct mq_config *config, bool watch, bool with_attempts, GEr
         goto fail;
     rt->ctx.config = rt->config;
     rt->ctx.scanner = rt->scanner;
+    mq_queue_set_outgoing(rt->incoming, rt->outgoing);
     rt->ctx.incoming = rt->incoming;
     rt->ctx.outgoing = rt->outgoing;
     rt->ctx.quarantine = rt->quarantine;

@@ -158,15 +158,23 @@ mq_fs_write_atomic(int dirfd, const char *tmpname, const char *name,
 int
 mq_fs_read_fd(int fd, size_t max_len, char **buf_r, size_t *len_r, GError **err)
 {
+    return mq_fs_read_fd_links(fd, max_len, 1, buf_r, len_r, err);
+}
+
+int
+mq_fs_read_fd_links(int fd, size_t max_len, unsigned links, char **buf_r, size_t *len_r,
+                    GError **err)
+{
     struct stat st;
     char *buf;
     size_t len, done = 0;
 
     if (fstat(fd, &st) < 0)
         return fs_fail(err, errno, "fstat", "file");
-    if (!S_ISREG(st.st_mode) || st.st_nlink != 1) {
+    if (!S_ISREG(st.st_mode) || st.st_nlink != links) {
         g_set_error(err, MQ_ERROR, MQ_ERROR_CORRUPT,
-                    "not a regular file with one link (mode %o, %lu links)",
+                    "not a regular file with %s (mode %o, %lu links)",
+                    links == 1 ? "one link" : "the links expected",
                     (unsigned)st.st_mode, (unsigned long)st.st_nlink);
         return -1;
     }

@@ -75,6 +75,9 @@ int mq_fs_syncfs(int fd, GError **err);
  * current offset 0 with pread. On success *buf_r is NUL-terminated (the NUL is
  * not counted in *len_r); caller frees with g_free(). Returns 0 or -1. */
 int mq_fs_read_fd(int fd, size_t max_len, char **buf_r, size_t *len_r, GError **err);
+/* The same with exactly links links (the caller accounts for the others). */
+int mq_fs_read_fd_links(int fd, size_t max_len, unsigned links, char **buf_r, size_t *len_r,
+                        GError **err);
 
 /* Moves srcdir/src to dstdir/dst, never replacing an existing dst: then it
  * returns -1 with *exists_r set to true, so the caller can pick another name.

@@ -876,8 +876,11 @@ process_act(struct process_job *job, struct mq_process_result *r)
         mq_qf_remove_headers(job->qf, PROCESS_STATUS_HEADER);
         mq_qf_add_header(job->qf, PROCESS_STATUS_HEADER, status);
         process_spam_headers(job);
-        if (mq_queue_stage(job->ctx->outgoing, job->id, job->qf, df, df_len, &out_id, &dup,
-                           &error) < 0)
+        if ((body != NULL ? mq_queue_stage(job->ctx->outgoing, job->id, job->qf, df, df_len,
+                                           &out_id, &dup, &error)
+                          : mq_queue_stage_same_df(job->ctx->outgoing, job->id, job->qf,
+                                                   job->ctx->incoming, job->entry, &out_id,
+                                                   &dup, &error)) < 0)
             goto fail;
         g_string_append_printf(detail, " out=%s%s", out_id, dup ? " (already there)" : "");
         r->outcome = job->action == MQ_ACTION_REPLACE ? MQ_OUTCOME_CLEANED

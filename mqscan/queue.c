@@ -25,6 +25,7 @@
 struct mq_queue {
     char *path;
     int dirfd;
+    struct mq_queue *outgoing;  /* where dfs claimed here may be linked; borrowed */
 };
 
 struct mq_queue_entry {
@@ -38,6 +39,9 @@ struct mq_queue_entry {
     struct mq_qf *qf;
     GError *problem;
     bool have_df;               /* the df file exists (hold must move it) */
+    bool df_linkable;           /* df is a file mq_queue_stage_same_df() may link */
+    dev_t df_dev;               /* ... and which one */
+    ino_t df_ino;
 };
 
 static void
@@ -132,6 +136,62 @@ queue_entry_set_problem(struct mq_queue_entry *e, GError *problem)
     e->problem = problem;
 }
 
+void
+mq_queue_set_outgoing(struct mq_queue *in, struct mq_queue *out)
+{
+    in->outgoing = out;
+}
+
+/*
+ * How many links the df of id (open as df_fd) may have: one, plus those in
+ * the outgoing queue made by mq_queue_stage_same_df(): dfX there, X being
+ * id or id and a letter, the same file. One with its qfX is a result already
+ * committed, which the write finds again as such. One without was staged by
+ * a run that died before its commit, and goes here (with its tfX). A link
+ * found nowhere else makes the df refused, as any df with two links was.
+ */
+static unsigned
+queue_df_links(struct mq_queue *in, const char *id, int df_fd)
+{
+    struct mq_queue *out = in->outgoing;
+    struct stat st, o;
+    unsigned links = 1;
+
+    if (out == NULL || fstat(df_fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink <= 1)
+        return 1;
+    for (int letter = -1; letter < 26; letter++) {
+        char oid[MQ_ID_MAX + 2], name[MQ_ID_MAX + 3];
+
+        if (letter >= 0 && strlen(id) + 1 > MQ_ID_MAX)
+            break;
+        g_strlcpy(oid, id, sizeof(oid));
+        if (letter >= 0) {
+            size_t n = strlen(oid);
+            oid[n] = (char)('A' + letter);
+            oid[n + 1] = '\0';
+        }
+        queue_name(name, sizeof(name), 'd', oid);
+        if (fstatat(out->dirfd, name, &o, AT_SYMLINK_NOFOLLOW) < 0 || o.st_dev != st.st_dev
+            || o.st_ino != st.st_ino)
+            continue;
+        queue_name(name, sizeof(name), 'q', oid);
+        if (faccessat(out->dirfd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+            links++;
+            continue;
+        }
+        queue_name(name, sizeof(name), 't', oid);
+        unlinkat(out->dirfd, name, 0);
+        queue_name(name, sizeof(name), 'd', oid);
+        if (unlinkat(out->dirfd, name, 0) < 0) {
+            links++;
+            continue;
+        }
+        mq_log_info("%s: removed %s/%s, staged by a run that did not finish", id, out->path,
+                    name);
+    }
+    return links;
+}
+
 static struct mq_queue_entry *
 queue_claim(struct mq_queue *queue, const char *id, size_t max_size, bool parse, GError **err)
 {
@@ -204,9 +264,17 @@ queue_claim(struct mq_queue *queue, const char *id, size_t max_size, bool parse,
         goto fail;
     }
     e->have_df = true;
-    if (mq_fs_read_fd(df_fd, max_size > e->qf_len ? max_size - e->qf_len : 0,
-                      &e->df, &e->df_len, &problem) < 0)
+    if (mq_fs_read_fd_links(df_fd, max_size > e->qf_len ? max_size - e->qf_len : 0,
+                            queue_df_links(queue, id, df_fd), &e->df, &e->df_len,
+                            &problem) < 0)
         goto problem;
+    /* Only a file that looks as we would write it may become our result. */
+    if (fstat(df_fd, &st_fd) == 0 && S_ISREG(st_fd.st_mode) && st_fd.st_uid == geteuid()
+        && (st_fd.st_mode & 07777) == 0600 && (uint64_t)st_fd.st_size == e->df_len) {
+        e->df_linkable = true;
+        e->df_dev = st_fd.st_dev;
+        e->df_ino = st_fd.st_ino;
+    }
     close(df_fd);
     return e;
 
@@ -318,11 +386,36 @@ queue_is_own_result(struct mq_queue *out, const char *qfname, const struct mq_qf
     return same;
 }
 
+/* Links the df of src (claimed from in) as dfname in out. True if done;
+ * false if it cannot be (another file system, a df we would not have
+ * written, a name replaced since the claim), and nothing is left. */
+static bool
+queue_link_df(struct mq_queue *out, const char *dfname, struct mq_queue *in,
+              const struct mq_queue_entry *src)
+{
+    char name[MQ_ID_MAX + 3];
+    struct stat st;
+
+    if (in == NULL || src == NULL || !src->df_linkable)
+        return false;
+    queue_name(name, sizeof(name), 'd', src->id);
+    if (linkat(in->dirfd, name, out->dirfd, dfname, 0) < 0)
+        return false;       /* EXDEV above all; the bytes are written instead */
+    if (fstatat(out->dirfd, dfname, &st, AT_SYMLINK_NOFOLLOW) < 0 || st.st_dev != src->df_dev
+        || st.st_ino != src->df_ino) {
+        unlinkat(out->dirfd, dfname, 0);
+        return false;
+    }
+    return true;
+}
+
 /* mq_queue_write(), or with stage mq_queue_stage(): the same ID choice and
- * files, without the fsyncs and the rename. */
+ * files, without the fsyncs and the rename. With src (staging only), its
+ * df is linked if it can be; see mq_queue_stage_same_df(). */
 static int
 queue_write(struct mq_queue *out, const char *id, const struct mq_qf *qf, const void *df,
-            size_t df_len, bool stage, char **id_r, gboolean *dup_r, GError **err)
+            size_t df_len, bool stage, struct mq_queue *in, const struct mq_queue_entry *src,
+            char **id_r, gboolean *dup_r, GError **err)
 {
     char newid[MQ_ID_MAX + 1], qfname[MQ_ID_MAX + 3], dfname[MQ_ID_MAX + 3],
          tfname[MQ_ID_MAX + 3];
@@ -357,8 +450,9 @@ queue_write(struct mq_queue *out, const char *id, const struct mq_qf *qf, const 
                     id, dfname, g_strerror(errno));
         return -1;
     }
-    if (mq_fs_write_new(out->dirfd, dfname, df, df_len, stage ? MQ_FS_WRITEBACK : MQ_FS_SYNC,
-                        err) < 0)
+    if (!queue_link_df(out, dfname, in, src)
+        && mq_fs_write_new(out->dirfd, dfname, df, df_len,
+                           stage ? MQ_FS_WRITEBACK : MQ_FS_SYNC, err) < 0)
         return -1;
     text = g_string_sized_new(4096);
     mq_qf_format(qf, MQ_QF_FORMAT_NEW_ENTRY, text);
@@ -379,7 +473,7 @@ mq_queue_write(struct mq_queue *out, const char *id, const struct mq_qf *qf,
                const void *df, size_t df_len, char **id_r, gboolean *dup_r,
                GError **err)
 {
-    return queue_write(out, id, qf, df, df_len, false, id_r, dup_r, err);
+    return queue_write(out, id, qf, df, df_len, false, NULL, NULL, id_r, dup_r, err);
 }
 
 int
@@ -387,7 +481,18 @@ mq_queue_stage(struct mq_queue *out, const char *id, const struct mq_qf *qf,
                const void *df, size_t df_len, char **id_r, gboolean *dup_r,
                GError **err)
 {
-    return queue_write(out, id, qf, df, df_len, true, id_r, dup_r, err);
+    return queue_write(out, id, qf, df, df_len, true, NULL, NULL, id_r, dup_r, err);
+}
+
+int
+mq_queue_stage_same_df(struct mq_queue *out, const char *id, const struct mq_qf *qf,
+                       struct mq_queue *in, const struct mq_queue_entry *entry, char **id_r,
+                       gboolean *dup_r, GError **err)
+{
+    if (entry == NULL || entry->df == NULL)
+        mq_log_panic("mq_queue_stage_same_df: an entry without its df");
+    return queue_write(out, id, qf, entry->df, entry->df_len, true, in, entry, id_r, dup_r,
+                       err);
 }
 
 void

@@ -2,7 +2,8 @@
  *
  * Public functions: mq_queue_open(), mq_queue_free(), mq_queue_path(),
  * mq_queue_list(), mq_queue_stat(), mq_queue_claim(), mq_queue_claim_unread(),
- * mq_queue_entry_*(), mq_queue_write(), mq_queue_stage(), mq_queue_commit(),
+ * mq_queue_entry_*(), mq_queue_write(), mq_queue_stage(), mq_queue_stage_same_df(),
+ * mq_queue_commit(),
  * mq_queue_unstage(), mq_queue_remove(), mq_queue_remove_many(), mq_queue_hold().
  *
  * Claiming a message takes the lock sendmail itself uses: flock(LOCK_EX|
@@ -109,6 +110,23 @@ int mq_queue_write(struct mq_queue *out, const char *id, const struct mq_qf *qf,
 int mq_queue_stage(struct mq_queue *out, const char *id, const struct mq_qf *qf,
                    const void *df, size_t df_len, char **id_r, gboolean *dup_r,
                    GError **err);
+
+/* Tells the incoming queue in where mq_queue_stage_same_df() links its
+ * dfs: a claim then accepts a df with such links, and removes those of a
+ * run that died before its commit (out must outlive in's claims). */
+void mq_queue_set_outgoing(struct mq_queue *in, struct mq_queue *out);
+
+/* As mq_queue_stage(), with the df of entry (claimed from in, its df
+ * read) as the data, unchanged. Where it can, the new df is a hard link to
+ * entry's, as sendmail links the df of an envelope it splits: nothing is
+ * copied, written back or later freed. That is when both queues are on one
+ * file system and entry's df is what mq_queue_stage() would have made (a
+ * regular file of ours, mode 0600, the one read at the claim). Else the
+ * bytes are written as by mq_queue_stage(). Either way the df is made
+ * durable by mq_queue_commit(). */
+int mq_queue_stage_same_df(struct mq_queue *out, const char *id, const struct mq_qf *qf,
+                           struct mq_queue *in, const struct mq_queue_entry *entry, char **id_r,
+                           gboolean *dup_r, GError **err);
 
 enum mq_queue_commit_flags {
     MQ_QUEUE_SYNCFS = 1 << 0,   /* one syncfs() for all files, not an fsync() each */

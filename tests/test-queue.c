@@ -897,6 +897,178 @@ test_stage_unstage_dup(struct spool *s, gconstpointer data)
 
 /* An entry that cannot be committed (its df gone; a qf that appeared under
  * its name meanwhile) fails alone and leaves nothing; the others go on. */
+static ino_t
+inode_of(const char *dir, const char *name, nlink_t *nlink_r)
+{
+    char *p = g_build_filename(dir, name, NULL);
+    struct stat st;
+
+    g_assert_cmpint(lstat(p, &st), ==, 0);
+    g_free(p);
+    if (nlink_r != NULL)
+        *nlink_r = st.st_nlink;
+    return st.st_ino;
+}
+
+/* Stages the claimed ID with its own df, commits it, removes the original;
+ * returns whether the outgoing df was the incoming file (a link). */
+static bool
+stage_same_df_round(struct spool *s)
+{
+    GError *err = NULL;
+    struct mq_queue_entry *e = mq_queue_claim(s->in, ID, BIG, &err);
+    const char *ids[1] = { ID };
+    bool failed[1], linked;
+    char *id = NULL, *text;
+    gboolean dup = TRUE;
+    ino_t in_ino = inode_of(s->in_path, "df" ID, NULL);
+    nlink_t nlink;
+    size_t len;
+
+    g_assert_no_error(err);
+    g_assert_cmpint(mq_queue_stage_same_df(s->out, ID, mq_queue_entry_qf(e), s->in, e, &id,
+                                           &dup, &err), ==, 0);
+    g_assert_no_error(err);
+    g_assert_cmpstr(id, ==, ID);
+    g_assert_false(dup);
+    linked = inode_of(s->out_path, "df" ID, &nlink) == in_ino;
+    g_assert_cmpuint(nlink, ==, linked ? 2 : 1);
+    g_assert_cmpint(mq_queue_commit(s->out, ids, 1, 0, failed, &err), ==, 0);
+    g_assert_no_error(err);
+    g_assert_cmpint(mq_queue_remove(s->in, e, &err), ==, 0);
+    g_assert_no_error(err);
+    mq_queue_entry_free(&e);
+    g_assert_false(exists(s->in_path, "df" ID));
+    text = get(s->out_path, "df" ID, &len);
+    g_assert_cmpmem(text, len, s->df, s->df_len);
+    g_free(text);
+    g_assert_cmpuint(mode_of(s->out_path, "df" ID), ==, 0600);
+    inode_of(s->out_path, "df" ID, &nlink);
+    g_assert_cmpuint(nlink, ==, 1);
+    g_free(id);
+    return linked;
+}
+
+/* An unchanged df is linked, not copied, when it is a file we would have
+ * written; anything else is written as mq_queue_stage() does. */
+static void
+test_stage_same_df(struct spool *s, gconstpointer data)
+{
+    char *p = g_build_filename(s->in_path, "df" ID, NULL), *names;
+
+    (void)data;
+    g_assert_true(stage_same_df_round(s));
+    names = test_listing(s->out_path);
+    g_assert_cmpstr(names, ==, "df" ID ",qf" ID);
+    g_free(names);
+
+    /* mode 0644: not what we write, so written */
+    test_remove_tree(s->out_path);
+    g_assert_cmpint(g_mkdir(s->out_path, 0700), ==, 0);
+    mq_queue_free(&s->out);
+    s->out = mq_queue_open(s->out_path, NULL);
+    put(s->in_path, "qf" ID, s->qf, s->qf_len);
+    put(s->in_path, "df" ID, s->df, s->df_len);
+    g_assert_cmpint(g_chmod(p, 0644), ==, 0);
+    g_assert_false(stage_same_df_round(s));
+    g_free(p);
+}
+
+/* A run that dies after mq_queue_stage_same_df() leaves the incoming df
+ * with two links: the next claim takes it, and removes the staged copy if
+ * it was never committed; a committed one is found again as the result. A
+ * link from anywhere else still makes the df refused. */
+static void
+test_stage_same_df_crash(struct spool *s, gconstpointer data)
+{
+    GError *err = NULL;
+    struct mq_queue_entry *e;
+    const char *ids[1] = { ID };
+    bool failed[1];
+    char *id = NULL, *names, *stray, *in_df;
+    gboolean dup = TRUE;
+    nlink_t nlink;
+
+    (void)data;
+    mq_queue_set_outgoing(s->in, s->out);
+    /* staged, then the run dies */
+    e = mq_queue_claim(s->in, ID, BIG, &err);
+    g_assert_no_error(err);
+    g_assert_cmpint(mq_queue_stage_same_df(s->out, ID, mq_queue_entry_qf(e), s->in, e, &id,
+                                           &dup, &err), ==, 0);
+    g_free(id);
+    mq_queue_entry_free(&e);
+    inode_of(s->in_path, "df" ID, &nlink);
+    g_assert_cmpuint(nlink, ==, 2);
+    e = mq_queue_claim(s->in, ID, BIG, &err);
+    g_assert_no_error(err);
+    g_assert_null(mq_queue_entry_problem(e));
+    names = test_listing(s->out_path);
+    g_assert_cmpstr(names, ==, "");                 /* the staged copy is gone */
+    g_free(names);
+    inode_of(s->in_path, "df" ID, &nlink);
+    g_assert_cmpuint(nlink, ==, 1);
+
+    /* committed, then the run dies before removing the original */
+    g_assert_cmpint(mq_queue_stage_same_df(s->out, ID, mq_queue_entry_qf(e), s->in, e, &id,
+                                           &dup, &err), ==, 0);
+    g_free(id);
+    g_assert_cmpint(mq_queue_commit(s->out, ids, 1, 0, failed, &err), ==, 0);
+    mq_queue_entry_free(&e);
+    e = mq_queue_claim(s->in, ID, BIG, &err);
+    g_assert_no_error(err);
+    g_assert_null(mq_queue_entry_problem(e));
+    g_assert_cmpint(mq_queue_stage_same_df(s->out, ID, mq_queue_entry_qf(e), s->in, e, &id,
+                                           &dup, &err), ==, 0);
+    g_assert_true(dup);                             /* found as the result */
+    g_free(id);
+    g_assert_cmpint(mq_queue_remove(s->in, e, &err), ==, 0);
+    mq_queue_entry_free(&e);
+    inode_of(s->out_path, "df" ID, &nlink);
+    g_assert_cmpuint(nlink, ==, 1);
+
+    /* a link from elsewhere */
+    put(s->in_path, "qf" ID, s->qf, s->qf_len);
+    put(s->in_path, "df" ID, s->df, s->df_len);
+    in_df = g_build_filename(s->in_path, "df" ID, NULL);
+    stray = g_build_filename(s->root, "stray", NULL);
+    g_assert_cmpint(link(in_df, stray), ==, 0);
+    e = mq_queue_claim(s->in, ID, BIG, &err);
+    g_assert_no_error(err);
+    g_assert_nonnull(mq_queue_entry_problem(e));
+    g_assert_true(strstr(mq_queue_entry_problem(e)->message, "links") != NULL);
+    mq_queue_entry_free(&e);
+    g_free(stray);
+    g_free(in_df);
+}
+
+/* Queues on two file systems: the df is written. */
+static void
+test_stage_same_df_exdev(void)
+{
+    struct spool s = { 0 };
+    char *shm = g_build_filename("/dev/shm", "test-queue-XXXXXX", NULL);
+    struct stat a, b;
+
+    spool_setup(&s, NULL);
+    if (g_mkdtemp(shm) == NULL || stat(shm, &a) < 0 || stat(s.out_path, &b) < 0
+        || a.st_dev == b.st_dev) {
+        g_test_skip("no second file system (/dev/shm) here");
+    } else {
+        mq_queue_free(&s.out);
+        test_remove_tree(s.out_path);
+        g_free(s.out_path);
+        s.out_path = g_strdup(shm);
+        s.out = mq_queue_open(s.out_path, NULL);
+        g_assert_false(stage_same_df_round(&s));
+    }
+    g_free(s.out_path);
+    s.out_path = g_build_filename(s.root, "out", NULL);
+    test_remove_tree(shm);
+    g_free(shm);
+    spool_teardown(&s, NULL);
+}
+
 static void
 test_stage_commit_failures(struct spool *s, gconstpointer data)
 {
@@ -1194,6 +1366,9 @@ main(int argc, char **argv)
     ADD("/queue/stage/commit", test_stage_commit);
     ADDP("/queue/stage/commit-syncfs", test_stage_commit, MQ_QUEUE_SYNCFS);
     ADD("/queue/stage/unstage-dup", test_stage_unstage_dup);
+    ADD("/queue/stage/same-df", test_stage_same_df);
+    ADD("/queue/stage/same-df-crash", test_stage_same_df_crash);
+    g_test_add_func("/queue/stage/same-df-exdev", test_stage_same_df_exdev);
     ADD("/queue/stage/commit-failures", test_stage_commit_failures);
     ADDP("/queue/stage/commit-failures-syncfs", test_stage_commit_failures, MQ_QUEUE_SYNCFS);
     ADD("/queue/remove", test_remove);
