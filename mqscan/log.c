@@ -1,11 +1,13 @@
 #include <config.h>
 
+#include <paths.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <glib.h>
 
@@ -51,6 +53,29 @@ mq_log_level_parse(const char *name, enum mq_log_level *level_r)
     return false;
 }
 
+/*
+ * Whether a syslog daemon can be there: glibc's syslog() opens a socket and
+ * tries to connect to /dev/log again on every call while it cannot, which
+ * on a machine without a syslog daemon is two system calls a line, under
+ * log_lock, from every worker. So the socket's existence is checked instead,
+ * at most once a second (a daemon started later is still found). Called
+ * with log_lock held.
+ */
+static bool
+log_syslog_reachable(void)
+{
+    static gint64 checked_us;
+    static bool checked, present;
+    gint64 now = g_get_monotonic_time();
+
+    if (!checked || now - checked_us >= G_USEC_PER_SEC) {
+        checked = true;
+        present = access(_PATH_LOG, F_OK) == 0;
+        checked_us = now;
+    }
+    return present;
+}
+
 static void log_vemit(enum mq_log_level level, const char *prefix, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
 
@@ -65,7 +90,7 @@ log_vemit(enum mq_log_level level, const char *prefix, const char *fmt, va_list 
         return;
     vsnprintf(line, sizeof(line), fmt, ap);
     g_mutex_lock(&log_lock);
-    if (log_sinks & MQ_LOG_SINK_SYSLOG)
+    if ((log_sinks & MQ_LOG_SINK_SYSLOG) && log_syslog_reachable())
         syslog(priorities[level], "%s%s", prefix, line);
     if (log_sinks & MQ_LOG_SINK_STDERR)
         fprintf(stderr, "%s: %s: %s%s\n", log_ident, names[level], prefix, line);
