@@ -20,7 +20,7 @@
  * mq_fs_id_ok() become file names.
  *
  * The same order serves a whole batch at once (group commit): each message
- * is staged (df and tfID written, nothing synced, writeback started), then
+ * is staged (df and tfID written, nothing synced, the df's writeback started), then
  * mq_queue_commit() fsyncs every df and tf of the batch, renames every tf to
  * its qf, and fsyncs the directory once; only then may the originals go,
  * with mq_queue_remove_many() (one directory fsync for them all). A
@@ -103,7 +103,7 @@ int mq_queue_write(struct mq_queue *out, const char *id, const struct mq_qf *qf,
                    GError **err);
 
 /* As mq_queue_write(), but the entry is only staged: df and tfID are
- * written and their writeback started, nothing waits for the disk and no
+ * written and the df's writeback started, nothing waits for the disk and no
  * qf appears. Finish it with mq_queue_commit() or drop it with
  * mq_queue_unstage(). *id_r (caller frees) is the staged ID, or with *dup_r
  * the ID of the earlier result (then nothing was staged). */
