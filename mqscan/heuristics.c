@@ -170,6 +170,15 @@ heur_rule_index(const char *name)
     return -1;
 }
 
+/* Bytes of words: ASCII letters and digits, and every byte from 0x80 up
+ * (UTF-8 letters count). Inline arithmetic: it runs on every byte of the
+ * text. */
+static inline bool
+heur_word_byte(unsigned char c)
+{
+    return c >= 0x80 || (unsigned)((c | 0x20) - 'a') < 26 || (unsigned)(c - '0') < 10;
+}
+
 /* Splits text into lower-case words of letters and digits (UTF-8 letters
  * count; everything else separates) and calls fn on each, at most max. */
 typedef bool heur_word_fn(const char *word, size_t len, void *ctx);
@@ -182,10 +191,10 @@ heur_words(const char *text, size_t len, unsigned max, heur_word_fn *fn, void *c
 
     while (i < len && n < max) {
         size_t start;
-        while (i < len && !g_ascii_isalnum(text[i]) && !((unsigned char)text[i] & 0x80))
+        while (i < len && !heur_word_byte((unsigned char)text[i]))
             i++;
         start = i;
-        while (i < len && (g_ascii_isalnum(text[i]) || ((unsigned char)text[i] & 0x80)))
+        while (i < len && heur_word_byte((unsigned char)text[i]))
             i++;
         if (i > start) {
             n++;
@@ -664,7 +673,7 @@ heur_phrase_at(const struct heur_phrase *ph, const char *after, const char *end)
     const char *p = after;
     for (unsigned w = 1; w < ph->n_words; w++) {
         size_t wl = strlen(ph->words[w]);
-        while (p < end && !g_ascii_isalnum(*p) && !((unsigned char)*p & 0x80))
+        while (p < end && !heur_word_byte((unsigned char)*p))
             p++;
         if ((size_t)(end - p) < wl)
             return false;
@@ -672,7 +681,7 @@ heur_phrase_at(const struct heur_phrase *ph, const char *after, const char *end)
             if (heur_lower((unsigned char)p[i]) != (unsigned char)ph->words[w][i])
                 return false;
         p += wl;
-        if (p < end && (g_ascii_isalnum(*p) || ((unsigned char)*p & 0x80)))
+        if (p < end && heur_word_byte((unsigned char)*p))
             return false;
     }
     return true;
