@@ -595,14 +595,14 @@ rules_plain_text(const unsigned char *data, size_t len)
         [0x17] = 1, [0x18] = 1, [0x19] = 1, [0x1a] = 1, [0x1c] = 1, [0x1d] = 1,
         [0x1e] = 1, [0x1f] = 1, [0x7f] = 1,
     };
-    unsigned char seen = 0;
 
     if (len >= 2 && ((data[0] == 'M' && data[1] == 'Z') || (data[0] == 'Z' && data[1] == 'M')))
         return false;
     len = MIN(len, RULES_MAGIC_BYTES);
     for (size_t i = 0; i < len; i++)
-        seen |= binary[data[i]];
-    return seen == 0;
+        if (binary[data[i]])
+            return false;       /* a binary part is told at its first bytes */
+    return true;
 }
 
 /* State shared by the checks of one attachment. */
