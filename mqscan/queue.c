@@ -143,7 +143,7 @@ mq_queue_set_outgoing(struct mq_queue *in, struct mq_queue *out)
 }
 
 /*
- * How many links the df of id (open as df_fd) may have: one, plus those in
+ * How many links the df of id (st: its fstat) may have: one, plus those in
  * the outgoing queue made by mq_queue_stage_same_df(): dfX there, X being
  * id or id and a letter, the same file. One with its qfX is a result already
  * committed, which the write finds again as such. One without was staged by
@@ -151,13 +151,13 @@ mq_queue_set_outgoing(struct mq_queue *in, struct mq_queue *out)
  * found nowhere else makes the df refused, as any df with two links was.
  */
 static unsigned
-queue_df_links(struct mq_queue *in, const char *id, int df_fd)
+queue_df_links(struct mq_queue *in, const char *id, const struct stat *st)
 {
     struct mq_queue *out = in->outgoing;
-    struct stat st, o;
+    struct stat o;
     unsigned links = 1;
 
-    if (out == NULL || fstat(df_fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink <= 1)
+    if (out == NULL || !S_ISREG(st->st_mode) || st->st_nlink <= 1)
         return 1;
     for (int letter = -1; letter < 26; letter++) {
         char oid[MQ_ID_MAX + 2], name[MQ_ID_MAX + 3];
@@ -171,8 +171,8 @@ queue_df_links(struct mq_queue *in, const char *id, int df_fd)
             oid[n + 1] = '\0';
         }
         queue_name(name, sizeof(name), 'd', oid);
-        if (fstatat(out->dirfd, name, &o, AT_SYMLINK_NOFOLLOW) < 0 || o.st_dev != st.st_dev
-            || o.st_ino != st.st_ino)
+        if (fstatat(out->dirfd, name, &o, AT_SYMLINK_NOFOLLOW) < 0 || o.st_dev != st->st_dev
+            || o.st_ino != st->st_ino)
             continue;
         queue_name(name, sizeof(name), 'q', oid);
         if (faccessat(out->dirfd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
@@ -200,6 +200,7 @@ queue_claim(struct mq_queue *queue, const char *id, size_t max_size, bool parse,
     struct stat st_fd, st_path;
     GError *problem = NULL;
     int df_fd = -1;
+    bool df_stat_ok;
 
     e = g_new0(struct mq_queue_entry, 1);
     g_strlcpy(e->id, id, sizeof(e->id));
@@ -264,12 +265,14 @@ queue_claim(struct mq_queue *queue, const char *id, size_t max_size, bool parse,
         goto fail;
     }
     e->have_df = true;
+    /* One look at the file for both: its extra links, and whether it may
+     * become our result (only one that looks as we would write it). */
+    df_stat_ok = fstat(df_fd, &st_fd) == 0;
     if (mq_fs_read_fd_links(df_fd, max_size > e->qf_len ? max_size - e->qf_len : 0,
-                            queue_df_links(queue, id, df_fd), &e->df, &e->df_len,
-                            &problem) < 0)
+                            df_stat_ok ? queue_df_links(queue, id, &st_fd) : 1, &e->df,
+                            &e->df_len, &problem) < 0)
         goto problem;
-    /* Only a file that looks as we would write it may become our result. */
-    if (fstat(df_fd, &st_fd) == 0 && S_ISREG(st_fd.st_mode) && st_fd.st_uid == geteuid()
+    if (df_stat_ok && S_ISREG(st_fd.st_mode) && st_fd.st_uid == geteuid()
         && (st_fd.st_mode & 07777) == 0600 && (uint64_t)st_fd.st_size == e->df_len) {
         e->df_linkable = true;
         e->df_dev = st_fd.st_dev;
@@ -396,6 +399,10 @@ queue_link_df(struct mq_queue *out, const char *dfname, struct mq_queue *in,
     char name[MQ_ID_MAX + 3];
     struct stat st;
 
+    /* The link delivers what the file holds then, not a copy of what was
+     * scanned: that is the same only because the incoming queue is the
+     * incoming sendmail's and ours, and sendmail never writes a queued df
+     * again (the claim checked its size against what was read). */
     if (in == NULL || src == NULL || !src->df_linkable)
         return false;
     queue_name(name, sizeof(name), 'd', src->id);
