@@ -196,6 +196,8 @@ daemon_runtime_new(struct mq_config *config, bool watch, bool with_attempts, GEr
     rt->ctx.incoming = rt->incoming;
     rt->ctx.outgoing = rt->outgoing;
     rt->ctx.quarantine = rt->quarantine;
+    rt->ctx.quarantine_on_outgoing_fs = mq_fs_same_fs(config->quarantine_dir,
+                                                      config->outgoing_queue_dir);
     rt->ctx.rules = rt->rules;
     rt->ctx.templates = rt->templates;
     rt->ctx.spam = rt->spam;

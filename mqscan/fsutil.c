@@ -131,6 +131,14 @@ mq_fs_syncfs(int fd, GError **err)
     return 0;
 }
 
+bool
+mq_fs_same_fs(const char *a, const char *b)
+{
+    struct stat sa, sb;
+
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev;
+}
+
 int
 mq_fs_write_temp(int dirfd, const char *tmpname, const void *buf, size_t len,
                  unsigned flags, GError **err)

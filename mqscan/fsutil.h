@@ -2,7 +2,7 @@
  *
  * Public functions: mq_fs_open_dir(), mq_fs_write_new(), mq_fs_write_temp(),
  * mq_fs_write_atomic(), mq_fs_fsync_at(), mq_fs_fsync_dir(), mq_fs_syncfs(),
- * mq_fs_read_fd(), mq_fs_move(), mq_fs_mkdir_p(),
+ * mq_fs_same_fs(), mq_fs_read_fd(), mq_fs_move(), mq_fs_mkdir_p(),
  * mq_fs_parse_uint(), mq_fs_id_ok(), mq_fs_sync_us().
  *
  * Every file mqscan writes goes through mq_fs_write_new() (a file that is not
@@ -69,6 +69,10 @@ int mq_fs_fsync_dir(int dirfd, GError **err);
  * disk (Linux >= 5.8 reports a write-back error of any file since fd was
  * opened). Counted as fsync time. Returns 0 or -1. */
 int mq_fs_syncfs(int fd, GError **err);
+
+/* True if paths a and b are on one file system (false if either cannot be
+ * looked at): one syncfs() then covers both. */
+bool mq_fs_same_fs(const char *a, const char *b);
 
 /* Reads a whole open file after checking it: a regular file with exactly one
  * link and at most max_len bytes (MQ_ERROR_LIMIT otherwise). Reads from the

@@ -1142,13 +1142,17 @@ process_uncommitted(struct mq_process_result *r, const char *where, const GError
 
 /* Commits, for the members that still have one, their staged quarantine
  * entries (quarantine) or their staged outgoing entries; a member whose
- * entry fails is uncommitted, whatever else it staged removed. */
-static void
-process_commit_staged(const struct mq_process_ctx *ctx, GPtrArray *members, bool quarantine)
+ * entry fails is uncommitted, whatever else it staged removed. With synced,
+ * the outgoing files were made durable by the quarantine's syncfs(). True
+ * if this commit was a syncfs() that succeeded. */
+static bool
+process_commit_staged(const struct mq_process_ctx *ctx, GPtrArray *members, bool quarantine,
+                      bool synced)
 {
     GPtrArray *ids = g_ptr_array_new(), *owners = g_ptr_array_new();
     bool *failed = g_new0(bool, members->len + 1);
     GError *error = NULL;
+    int rc = -1;
 
     for (guint i = 0; i < members->len; i++) {
         struct mq_process_result *r = g_ptr_array_index(members, i);
@@ -1161,12 +1165,13 @@ process_commit_staged(const struct mq_process_ctx *ctx, GPtrArray *members, bool
         }
     }
     if (ids->len > 0 && quarantine)
-        mq_quarantine_commit(ctx->quarantine, (const char *const *)ids->pdata, ids->len,
-                             ctx->config->queue_sync_fs ? MQ_QUARANTINE_SYNCFS : 0, failed,
-                             &error);
+        rc = mq_quarantine_commit(ctx->quarantine, (const char *const *)ids->pdata, ids->len,
+                                  ctx->config->queue_sync_fs ? MQ_QUARANTINE_SYNCFS : 0, failed,
+                                  &error);
     else if (ids->len > 0)
-        mq_queue_commit(ctx->outgoing, (const char *const *)ids->pdata, ids->len,
-                        ctx->config->queue_sync_fs ? MQ_QUEUE_SYNCFS : 0, failed, &error);
+        rc = mq_queue_commit(ctx->outgoing, (const char *const *)ids->pdata, ids->len,
+                             (ctx->config->queue_sync_fs ? MQ_QUEUE_SYNCFS : 0)
+                             | (synced ? MQ_QUEUE_SYNCED : 0), failed, &error);
     for (guint j = 0; j < owners->len; j++) {
         struct mq_process_result *r = g_ptr_array_index(owners, j);
         if (quarantine && failed[j]) {
@@ -1182,6 +1187,7 @@ process_commit_staged(const struct mq_process_ctx *ctx, GPtrArray *members, bool
     g_free(failed);
     g_ptr_array_unref(owners);
     g_ptr_array_unref(ids);
+    return rc == 0 && ctx->config->queue_sync_fs;
 }
 
 void
@@ -1192,15 +1198,18 @@ mq_process_commit(const struct mq_process_ctx *ctx, struct mq_process_result *co
     gint64 start = g_get_monotonic_time();
     uint64_t sync_start = mq_fs_sync_us(), sync_us, total_us;
     GError *error = NULL;
+    bool synced;
 
     for (size_t i = 0; i < n; i++) {
         if (results[i]->pending != NULL)
             g_ptr_array_add(members, results[i]);
     }
     /* The quarantine first: an original goes only once every copy of it,
-     * outgoing and quarantined, is durable. */
-    process_commit_staged(ctx, members, true);
-    process_commit_staged(ctx, members, false);
+     * outgoing and quarantined, is durable. Every outgoing entry was staged
+     * before that syncfs(), so on the same file system it need not be
+     * repeated. */
+    synced = process_commit_staged(ctx, members, true, false);
+    process_commit_staged(ctx, members, false, synced && ctx->quarantine_on_outgoing_fs);
 
     /* Every successor is durable: the originals may go. */
     for (guint i = 0; i < members->len; i++) {

@@ -54,6 +54,7 @@ struct mq_process_ctx {
     const struct mq_rules *rules;
     const struct mq_templates *templates;
     struct mq_spam *spam;       /* NULL: no spam checks */
+    bool quarantine_on_outgoing_fs; /* one syncfs() covers both (mq_fs_same_fs()) */
 };
 
 enum mq_outcome {

@@ -538,13 +538,14 @@ mq_queue_commit(struct mq_queue *out, const char *const *ids, size_t n, unsigned
     /* The data first: every df and tf on disk before any qf exists. */
     for (size_t i = 0; i < n; i++)
         failed_r[i] = false;
-    if ((flags & MQ_QUEUE_SYNCFS) && mq_fs_syncfs(out->dirfd, &error) < 0) {
+    if ((flags & (MQ_QUEUE_SYNCFS | MQ_QUEUE_SYNCED)) == MQ_QUEUE_SYNCFS
+        && mq_fs_syncfs(out->dirfd, &error) < 0) {
         g_prefix_error(&error, "%s: ", out->path);
         for (size_t i = 0; i < n; i++)
             queue_commit_fail(out, ids[i], &failed_r[i], &first, g_error_copy(error));
         g_clear_error(&error);
     }
-    for (size_t i = 0; i < n && !(flags & MQ_QUEUE_SYNCFS); i++) {
+    for (size_t i = 0; i < n && !(flags & (MQ_QUEUE_SYNCFS | MQ_QUEUE_SYNCED)); i++) {
         queue_name(name, sizeof(name), 'd', ids[i]);
         if (mq_fs_fsync_at(out->dirfd, name, &error) == 0) {
             queue_name(name, sizeof(name), 't', ids[i]);

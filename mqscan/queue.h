@@ -130,6 +130,8 @@ int mq_queue_stage_same_df(struct mq_queue *out, const char *id, const struct mq
 
 enum mq_queue_commit_flags {
     MQ_QUEUE_SYNCFS = 1 << 0,   /* one syncfs() for all files, not an fsync() each */
+    MQ_QUEUE_SYNCED = 1 << 1,   /* the caller synced the file system after staging
+                                 * them all: no sync of the files here */
 };
 
 /* Makes the n staged entries ids durable and visible: every df and tf made

@@ -1365,6 +1365,7 @@ main(int argc, char **argv)
     g_test_add_func("/queue/write/panic-bad-id", test_write_panic_bad_id);
     ADD("/queue/stage/commit", test_stage_commit);
     ADDP("/queue/stage/commit-syncfs", test_stage_commit, MQ_QUEUE_SYNCFS);
+    ADDP("/queue/stage/commit-synced", test_stage_commit, MQ_QUEUE_SYNCFS | MQ_QUEUE_SYNCED);
     ADD("/queue/stage/unstage-dup", test_stage_unstage_dup);
     ADD("/queue/stage/same-df", test_stage_same_df);
     ADD("/queue/stage/same-df-crash", test_stage_same_df_crash);
